@@ -1,0 +1,271 @@
+"""The Python API: everything the shell does, one call away.
+
+    import codesign
+    run = codesign.explore("designs/edge_resnet18.toml", trials=2000, seed=1, out="runs/q")
+    run.front            # pandas DataFrame of the non-dominated feasible designs
+    run.summary["hypervolume"]
+    codesign.show("runs/q", trial=run.knee_trial)   # floorplan, Gantt chart, GraphML
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from codesign.design import Design, load_design, parse_design
+from codesign.errors import UserError
+from codesign.graph import design_graph, write_graph_json, write_graphml
+from codesign.model.plugins import Evaluator
+from codesign.report import plot_floorplan, plot_front, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
+from codesign.report.export import pareto_front, trials_frame, write_csv, write_json
+from codesign.search.explore import (
+    RUN_FILE,
+    check_metrics,
+    load_plugins,
+    prepare_run_folder,
+    resolve_device,
+    run_search,
+    space_fingerprint,
+)
+from codesign.search.pareto import hypervolume, hypervolume_history, knee_point, reference_point
+from codesign.search.storage import STUDY_NAME, load_or_create_study, open_storage
+from codesign.space import DesignSpace
+
+
+@dataclass
+class Run:
+    """A finished (or interrupted) run folder: its tables and summary."""
+
+    out: Path
+    trials: pd.DataFrame
+    front: pd.DataFrame
+    summary: dict
+
+    @property
+    def objectives(self) -> list[str]:
+        return self.summary["objectives"]
+
+    @property
+    def knee_trial(self) -> int | None:
+        return self.summary.get("knee_trial")
+
+
+def _as_design(design: Design | str | Path) -> Design:
+    return design if isinstance(design, Design) else load_design(design)
+
+
+def build(design: Design | str | Path, *, device: str = "cpu") -> tuple[DesignSpace, Evaluator]:
+    """The design space and its evaluator (built-in model + plug-ins), checked."""
+    design = _as_design(design)
+    plugins = load_plugins(design)
+    space = DesignSpace.from_design(design)
+    evaluator = Evaluator(space, plugins, device=resolve_device(device))
+    check_metrics(design, evaluator)
+    return space, evaluator
+
+
+def explore(
+    design: Design | str | Path,
+    *,
+    trials: int | None = None,
+    seed: int | None = None,
+    out: str | Path = "runs/latest",
+    storage: str | None = None,
+    device: str = "auto",
+    progress: bool = False,
+    say=lambda msg: print(msg, file=sys.stderr),
+) -> Run:
+    """Search the design space jointly and write the run folder ``out``.
+
+    Args:
+        design: a :class:`Design` or the path of a design file.
+        trials: total trials the study should hold at the end (default: the design's
+            ``search.trials``); a run folder that already holds some resumes.
+        seed: NSGA-II seed (default: the design's ``search.seed``).
+        out: run folder: ``trials.csv``, ``front.csv``, ``front.png``, ``summary.json``.
+        storage: an Optuna storage URL instead of the run folder's journal file.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        progress: show a progress bar.
+    """
+    design = _as_design(design)
+    n_trials = design.search.trials if trials is None else trials
+    if n_trials < 1:
+        raise UserError(f"--trials {n_trials}: expected a positive number of trials")
+    seed = design.search.seed if seed is None else seed
+    space, evaluator = build(design, device=device)
+    out = Path(out)
+    fingerprint = space_fingerprint(space)
+    resuming = prepare_run_folder(out, fingerprint, design, storage)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        backend, storage_desc = open_storage(out, storage)
+        persistent = load_or_create_study(backend, ["minimize"] * len(design.objectives.minimize))
+    except BaseException:
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    if not resuming:
+        info = {
+            "fingerprint": fingerprint,
+            "storage_url": storage,
+            "storage": storage_desc,
+            "study_name": STUDY_NAME,
+            "design": design.model_dump(mode="json"),
+            "design_source": design.source,
+            "metrics": evaluator.metric_names,
+        }
+        write_json(info, out / RUN_FILE)
+        if Path(design.source).is_file():
+            shutil.copyfile(design.source, out / "design.toml")
+
+    start = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_trials, initial=min(n_trials, len(persistent.get_trials(deepcopy=False))), unit="trial", desc="explore", file=sys.stderr)
+    try:
+        timings, added = run_search(space, evaluator, persistent, n_trials=n_trials, seed=seed, progress=bar.update if bar else None, say=say)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - start
+
+    run = _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False))
+    run.summary.update(
+        {
+            "seed": seed,
+            "device": str(evaluator.device),
+            "trials_added": added,
+            "wall_s": wall,
+            "evals_per_s": timings.evaluated / timings.evaluate_s if timings.evaluate_s > 0 else None,
+            "trials_per_s": added / wall if wall > 0 else None,
+            "timings_s": timings.as_dict(),
+            "storage": storage_desc,
+        }
+    )
+    write_json(run.summary, out / "summary.json")
+    return run
+
+
+def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials) -> Run:
+    """trials.csv, front.csv, front.png and summary.json from the study's trials."""
+    design = space.design
+    objectives = design.objectives.minimize
+    frame = trials_frame(trials, metric_names, [k.name for k in space.knobs])
+    front = pareto_front(frame, objectives)
+    summary: dict[str, Any] = {
+        "design": design.source,
+        "workload": design.workload.network,
+        "objectives": objectives,
+        "constraints": design.constraints,
+        "n_trials": int(len(frame)),
+        "n_complete": int((frame["state"] == "complete").sum()),
+        "n_feasible": int(frame["feasible"].sum()),
+        "n_front": int(len(front)),
+        "n_unique_designs": int(len(frame) - frame["duplicate_of"].notna().sum()),
+    }
+    feasible = frame[frame["feasible"]][objectives].to_numpy(dtype=float)
+    feasible = feasible[np.isfinite(feasible).all(axis=1)]
+    knee = None
+    if len(front):
+        ref = reference_point(feasible)
+        summary["reference_point"] = dict(zip(objectives, map(float, ref)))
+        summary["reference_point_rule"] = "nadir + 0.1·(nadir − ideal) of the feasible trials"
+        summary["hypervolume"] = hypervolume(front[objectives].to_numpy(dtype=float), ref)
+        knee = knee_point(front[objectives].to_numpy(dtype=float))
+        summary["knee_trial"] = int(front.iloc[knee]["trial"])
+        summary["knee"] = {o: float(front.iloc[knee][o]) for o in objectives}
+    else:
+        summary.update({"reference_point": None, "hypervolume": 0.0, "knee_trial": None})
+    write_csv(frame, out / "trials.csv")
+    write_csv(front, out / "front.csv")
+    plot_front(frame, front, objectives, out / "front.png", knee=knee, title=f"{design.workload.network}: {len(frame)} trials")
+    write_json(summary, out / "summary.json")
+    return Run(out=out, trials=frame, front=front, summary=summary)
+
+
+def _load_run_space(out: Path) -> tuple[DesignSpace, Evaluator, dict]:
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        raise UserError(f"{out}: not a codesign run folder (no {RUN_FILE}); run `codesign explore` first")
+    info = json.loads(run_file.read_text())
+    design = parse_design(info["design"], source=info.get("design_source", str(run_file)))
+    space, evaluator = build(design)
+    return space, evaluator, info
+
+
+def open_run(out: str | Path) -> Run:
+    """Read a run folder's tables and summary."""
+    out = Path(out)
+    for name in ("trials.csv", "front.csv", "summary.json"):
+        if not (out / name).is_file():
+            raise UserError(f"{out}: no {name}; is this a finished codesign run folder?")
+    summary = json.loads((out / "summary.json").read_text())
+    return Run(out=out, trials=pd.read_csv(out / "trials.csv"), front=pd.read_csv(out / "front.csv"), summary=summary)
+
+
+def report(out: str | Path) -> list[Path]:
+    """Regenerate a run's plots from its stored trials: front, hypervolume history, parallel coordinates."""
+    out = Path(out)
+    space, evaluator, info = _load_run_space(out)
+    backend, _ = open_storage(out, info.get("storage_url"))
+    persistent = load_or_create_study(backend, ["minimize"] * len(space.design.objectives.minimize))
+    run = _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False))
+    objectives = run.objectives
+    paths = [out / "front.png"]
+    if len(run.front):
+        ref = np.array([run.summary["reference_point"][o] for o in objectives])
+        history = hypervolume_history(run.trials, objectives, ref)
+        paths.append(plot_hypervolume_history(history, out / "hypervolume.png", reference_point=ref))
+        knobs = [k.name for k in space.knobs if k.name.startswith("hw.") or k.name == "sched.mode"]
+        paths.append(plot_parallel_coordinates(run.front, [*objectives, *knobs], out / "parallel_coordinates.png"))
+    return paths
+
+
+def show(out: str | Path, trial: int) -> dict[str, Path]:
+    """Floorplan with mapping, per-core Gantt chart, GraphML and JSON of one trial's design."""
+    out = Path(out)
+    space, evaluator, _ = _load_run_space(out)
+    frame = open_run(out).trials
+    match = frame[frame["trial"] == trial]
+    if match.empty:
+        raise UserError(f"--trial {trial}: no such trial in {out} (trials 0–{int(frame['trial'].max())})")
+    record = match.iloc[0]
+    params = {}
+    for knob in space.knobs:
+        value = record[knob.name]
+        params[knob.name] = type(knob.choices[0])(value) if knob.choices else int(value)
+    graph = design_graph(space, params)
+    row = torch.tensor([space.encode(params)], dtype=torch.long).reshape(1, space.dimension)
+    detail = evaluator.model.evaluate(space.decode(row), detail=True).layers
+    schedule = pd.DataFrame(
+        {
+            "layer": space.lowered.names,
+            "core": space.decode(row).core[0].tolist(),
+            "dataflow": [graph.edges[n, f"core{int(cc)}"]["dataflow"] for n, cc in zip(space.lowered.names, space.decode(row).core[0].tolist())],
+            "start_s": detail["start_s"][0].tolist(),
+            "end_s": detail["end_s"][0].tolist(),
+            "compute_cycles": detail["compute_cycles"][0].tolist(),
+            "stall_cycles": detail["stall_cycles"][0].tolist(),
+            "dram_bytes": detail["dram_bytes"][0].tolist(),
+        }
+    )
+    stem = out / f"trial_{trial}"
+    return {
+        "floorplan": plot_floorplan(graph, f"{stem}_floorplan.png", title=f"trial {trial}"),
+        "gantt": plot_gantt(schedule, f"{stem}_gantt.png", title=f"trial {trial}: layer-by-layer schedule"),
+        "schedule": write_csv(schedule, Path(f"{stem}_schedule.csv")),
+        "graphml": write_graphml(graph, f"{stem}.graphml"),
+        "json": write_graph_json(graph, f"{stem}.json"),
+    }

@@ -1,0 +1,91 @@
+"""The shell entry point: ``codesign explore | report | show`` (also ``python -m codesign``).
+
+User errors (bad design file, bad flag, failing plug-in, wrong run folder) print one
+message and exit with code 2; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from codesign.errors import UserError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codesign", description="Joint hardware/schedule co-design of DNN accelerators.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("explore", help="search a design file's space; write trials, front, plot and summary")
+    ex.add_argument("design", help="design file (TOML)")
+    ex.add_argument("--trials", type=_positive_int, help="total trials the run should hold (default: the design's search.trials)")
+    ex.add_argument("--seed", type=_non_negative_int, help="random seed (default: the design's search.seed)")
+    ex.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest); an existing run resumes")
+    ex.add_argument("--storage", help="Optuna storage URL instead of the run folder's journal file")
+    ex.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default: auto)")
+    ex.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
+    rp.add_argument("run", help="run folder")
+
+    sh = sub.add_parser("show", help="floorplan, Gantt chart and GraphML of one trial's design")
+    sh.add_argument("run", help="run folder")
+    sh.add_argument("--trial", type=_non_negative_int, required=True, help="trial number")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from codesign import api  # after parsing: `--help` stays fast
+
+    try:
+        if args.command == "explore":
+            run = api.explore(
+                args.design, trials=args.trials, seed=args.seed, out=args.out, storage=args.storage,
+                device=args.device, progress=not args.no_progress and sys.stderr.isatty(),
+            )
+            s = run.summary
+            print(
+                f"{s['n_trials']} trials ({s['trials_added']} new, {s['n_feasible']} feasible), "
+                f"{s['n_front']} on the front, hypervolume {s['hypervolume']:.6g}, "
+                f"{s['wall_s']:.1f} s wall → {run.out}"
+            )
+        elif args.command == "report":
+            for path in api.report(args.run):
+                print(path)
+        elif args.command == "show":
+            for path in api.show(args.run, args.trial).values():
+                print(path)
+    except UserError as error:
+        print(f"codesign: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

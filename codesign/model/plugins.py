@@ -1,0 +1,153 @@
+"""Plug-in cost models: the ``CostModel`` protocol, loading, and the evaluator that chains them.
+
+A plug-in is any Python object with
+
+* ``provides``: a tuple of metric names it computes (``"cost_usd"``, or a new one such as
+  ``"carbon_kg"``), and
+* ``evaluate(candidates, metrics) -> Mapping[str, Tensor]``: given the population
+  (:class:`~codesign.space.Candidates`, tensors ``[P]`` / ``[P, L]``) and the metrics
+  computed so far (the built-in model's and earlier plug-ins', tensors ``[P]``), return a
+  ``[P]`` tensor (or array) for every name in ``provides``. A returned metric replaces the
+  built-in one of the same name.
+
+It is named in a design file as ``package.module:attr`` (a class is instantiated with no
+arguments; an instance is used as is) or by the name of an entry point in the group
+``codesign.cost_models``. A plug-in that raises or returns NaN fails only the trials
+concerned, with its message recorded; the search goes on.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping
+from importlib.metadata import entry_points
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from codesign.errors import PluginError
+from codesign.model.analytical import AnalyticalModel
+from codesign.space import Candidates, DesignSpace, take
+
+ENTRY_POINT_GROUP = "codesign.cost_models"
+
+
+@runtime_checkable
+class CostModel(Protocol):
+    """What a plug-in cost model provides (see the module docstring)."""
+
+    provides: tuple[str, ...]
+
+    def evaluate(self, candidates: Candidates, metrics: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]: ...
+
+
+def load_plugin(spec: str, *, source: str = "<design>") -> CostModel:
+    """Import the plug-in named by ``spec`` (``package.module:attr`` or an entry-point name)."""
+    where = f"{source}: cost_model.plugins entry {spec!r}"
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as error:  # an ImportError, or the module's own code failing
+            raise PluginError(f"{where}: cannot import module {module_name!r}: {type(error).__name__}: {error}") from None
+        try:
+            obj = getattr(module, attr)
+        except AttributeError:
+            raise PluginError(f"{where}: module {module_name!r} has no attribute {attr!r}") from None
+    else:
+        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == spec]
+        if not matches:
+            raise PluginError(f"{where}: expected 'package.module:attr' or an entry point in group {ENTRY_POINT_GROUP!r}; none is named {spec!r}")
+        try:
+            obj = matches[0].load()
+        except Exception as error:
+            raise PluginError(f"{where}: entry point failed to load: {type(error).__name__}: {error}") from None
+    if isinstance(obj, type):
+        try:
+            obj = obj()
+        except Exception as error:
+            raise PluginError(f"{where}: constructing {obj.__name__}() failed: {type(error).__name__}: {error}") from None
+    provides = getattr(obj, "provides", None)
+    if not callable(getattr(obj, "evaluate", None)) or not isinstance(provides, (tuple, list)) or not provides or not all(isinstance(p, str) for p in provides):
+        raise PluginError(f"{where}: expected an object with a non-empty tuple of metric names 'provides' and a method 'evaluate(candidates, metrics)'")
+    obj.provides = tuple(provides)
+    return obj
+
+
+class Evaluator:
+    """The built-in model followed by the design's plug-ins, on one device.
+
+    Args:
+        space: the design space.
+        plugins: loaded plug-ins, applied in order after the built-in model.
+        device, dtype: where and in which precision to evaluate.
+    """
+
+    def __init__(self, space: DesignSpace, plugins: list[CostModel] = (), *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> None:
+        self.space = space
+        self.model = AnalyticalModel(space, device=device, dtype=dtype)
+        self.plugins = list(plugins)
+        self.device, self.dtype = self.model.device, dtype
+
+    @property
+    def metric_names(self) -> list[str]:
+        names = list(self.model.provides)
+        for plugin in self.plugins:
+            names += [p for p in plugin.provides if p not in names]
+        return names
+
+    def evaluate_rows(self, rows: torch.Tensor) -> tuple[np.ndarray, list[str | None]]:
+        """Evaluate integer rows ``[P, D]``.
+
+        Returns ``(values, errors)``: ``values`` is a float64 array ``[P, len(metric_names)]``
+        and ``errors[i]`` is ``None`` or the reason candidate ``i`` failed (its values are NaN).
+        """
+        candidates = self.space.decode(rows.to(self.device), dtype=self.dtype)
+        metrics = dict(self.model.evaluate(candidates).metrics)
+        errors: list[str | None] = [None] * len(candidates)
+        for plugin in self.plugins:
+            self._apply(plugin, candidates, metrics, errors)
+        names = self.metric_names
+        values = torch.stack([metrics[n].to(torch.float64) for n in names], dim=1).cpu().numpy()
+        for i, row in enumerate(values):
+            if errors[i] is None and not np.isfinite(row).all():
+                bad = [n for n, v in zip(names, row) if not math.isfinite(v)]
+                errors[i] = f"non-finite {', '.join(bad)}"
+        return values, errors
+
+    def _apply(self, plugin: CostModel, candidates: Candidates, metrics: dict, errors: list) -> None:
+        label = type(plugin).__name__
+        try:
+            out = self._call(plugin, candidates, metrics, len(candidates))
+        except Exception:
+            # Isolate the failing candidates: evaluate them one at a time.
+            parts = {name: [] for name in plugin.provides}
+            for i in range(len(candidates)):
+                one = take(candidates, torch.tensor([i], device=self.device))
+                try:
+                    single = self._call(plugin, one, {k: v[i : i + 1] for k, v in metrics.items()}, 1)
+                except Exception as error:
+                    errors[i] = errors[i] or f"plug-in {label} raised {type(error).__name__}: {error}"
+                    single = {name: torch.full((1,), math.nan, dtype=self.dtype, device=self.device) for name in plugin.provides}
+                for name in plugin.provides:
+                    parts[name].append(single[name])
+            out = {name: torch.cat(v) for name, v in parts.items()}
+        for name in plugin.provides:
+            nan = ~torch.isfinite(out[name])
+            for i in torch.nonzero(nan).flatten().tolist():
+                errors[i] = errors[i] or f"plug-in {label} returned a non-finite {name}"
+            metrics[name] = out[name]
+
+    def _call(self, plugin: CostModel, candidates: Candidates, metrics: dict, n: int) -> dict[str, torch.Tensor]:
+        result = plugin.evaluate(candidates, dict(metrics))
+        out = {}
+        for name in plugin.provides:
+            if name not in result:
+                raise KeyError(f"result has no metric {name!r}")
+            value = torch.as_tensor(result[name], dtype=self.dtype, device=self.device).reshape(-1)
+            if value.numel() != n:
+                raise ValueError(f"{name} has {value.numel()} values for {n} candidates")
+            out[name] = value
+        return out

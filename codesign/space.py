@@ -1,0 +1,326 @@
+"""The design space: which knobs are tunable, their Optuna distributions, and the lowering
+of the workload graph into index tensors.
+
+One :class:`DesignSpace` is built per design file. It owns
+
+* the knobs: hardware knobs (``hw.<field>``, one per hardware field given as a list)
+  and scheduler knobs (``sched.mode``, ``sched.dataflow.<layer|group>``,
+  ``sched.core.<layer|group>``), each with its Optuna distribution;
+* the encoding of a trial's parameters as one integer row (a choice index per
+  categorical knob, the core slot per mapping knob), so that a generation of
+  ``P`` candidates is a ``[P, D]`` tensor;
+* the lowering of the workload DAG, done once: per-layer loop bounds and tensor
+  sizes ``[L]``, and padded predecessor lists ``[L, max_preds]``.
+
+A core slot is mapped onto the candidate's own core count as ``slot mod n_cores``
+(the grid is itself a knob), and :meth:`DesignSpace.canonical` applies that, so two
+rows that mean the same design compare equal and are evaluated once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+import torch
+
+from codesign.design import DATAFLOWS, MODES, Design
+from codesign.workload.graph import Workload, topological_order
+from codesign.workload.zoo import build_workload
+
+#: Hardware fields that may be knobs, in the order they appear in a row.
+HW_KNOB_FIELDS = (
+    "grid_rows",
+    "grid_cols",
+    "pe_rows",
+    "pe_cols",
+    "sram_kib",
+    "dram_gbps",
+    "noc_link_gbps",
+    "clock_ghz",
+    "node",
+)
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One searchable parameter.
+
+    Args:
+        name: the Optuna parameter name (``hw.pe_rows``, ``sched.core.layer1.0.conv1``).
+        choices: the values, for a categorical knob; ``None`` for a core slot.
+        high: largest core slot (inclusive), for a core-slot knob.
+    """
+
+    name: str
+    choices: tuple | None = None
+    high: int = 0
+
+    @property
+    def distribution(self) -> optuna.distributions.BaseDistribution:
+        if self.choices is not None:
+            return optuna.distributions.CategoricalDistribution(self.choices)
+        return optuna.distributions.IntDistribution(0, self.high)
+
+    def encode(self, value: Any) -> int:
+        return self.choices.index(value) if self.choices is not None else int(value)
+
+    def decode(self, code: int) -> Any:
+        return self.choices[code] if self.choices is not None else int(code)
+
+
+@dataclass
+class LoweredWorkload:
+    """The workload DAG as tensors, in topological order (layer ``l`` is row/column ``l``).
+
+    Shapes: ``[L]`` per-layer vectors; ``preds``/``pred_bytes``/``pred_mask`` are
+    ``[L, max_preds]`` (padding has ``preds = 0``, ``pred_mask = False``).
+    """
+
+    names: list[str]
+    gemm_m: torch.Tensor  # output pixels of the whole batch, N·P·Q
+    gemm_m1: torch.Tensor  # rows of each GEMM for one sample, P·Q
+    gemm_n: torch.Tensor
+    gemm_k: torch.Tensor
+    groups: torch.Tensor  # independent GEMMs of the whole batch
+    groups1: torch.Tensor  # independent GEMMs of one sample
+    macs: torch.Tensor
+    ifmap_bytes: torch.Tensor  # whole batch
+    filter_bytes: torch.Tensor
+    ofmap_bytes: torch.Tensor  # whole batch
+    precision_bytes: torch.Tensor
+    has_weights: torch.Tensor  # bool
+    is_source: torch.Tensor  # bool: reads the network input from DRAM
+    is_sink: torch.Tensor  # bool: writes a network output to DRAM
+    preds: torch.Tensor  # long
+    pred_bytes: torch.Tensor
+    pred_mask: torch.Tensor  # bool
+    batch: int
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> "LoweredWorkload":
+        moved = {}
+        for name, value in self.__dict__.items():
+            if isinstance(value, torch.Tensor):
+                value = value.to(device=device, dtype=dtype if value.is_floating_point() else value.dtype)
+            moved[name] = value
+        return LoweredWorkload(**moved)
+
+
+def lower_workload(workload: Workload, *, dtype: torch.dtype = torch.float64) -> LoweredWorkload:
+    """Lower a workload graph to index tensors (once per design space)."""
+    order = topological_order(workload)
+    index = {name: i for i, name in enumerate(order)}
+    layers = [workload.nodes[n]["layer"] for n in order]
+    batch = max(layer.N for layer in layers)
+    max_preds = max([workload.in_degree(n) for n in order] + [1])
+    preds = torch.zeros(len(order), max_preds, dtype=torch.long)
+    pred_bytes = torch.zeros(len(order), max_preds, dtype=dtype)
+    pred_mask = torch.zeros(len(order), max_preds, dtype=torch.bool)
+    for v, name in enumerate(order):
+        for j, (src, _, data) in enumerate(sorted(workload.in_edges(name, data=True), key=lambda e: index[e[0]])):
+            preds[v, j], pred_bytes[v, j], pred_mask[v, j] = index[src], data["bytes"], True
+
+    def vec(values):
+        return torch.tensor(values, dtype=dtype)
+
+    return LoweredWorkload(
+        names=order,
+        gemm_m=vec([layer.gemm_m for layer in layers]),
+        gemm_m1=vec([layer.P * layer.Q for layer in layers]),
+        gemm_n=vec([layer.gemm_n for layer in layers]),
+        gemm_k=vec([layer.gemm_k for layer in layers]),
+        groups=vec([layer.gemm_groups for layer in layers]),
+        groups1=vec([layer.groups for layer in layers]),
+        macs=vec([layer.macs for layer in layers]),
+        ifmap_bytes=vec([layer.ifmap_elems * layer.precision_bytes for layer in layers]),
+        filter_bytes=vec([layer.filter_elems * layer.precision_bytes for layer in layers]),
+        ofmap_bytes=vec([layer.ofmap_elems * layer.precision_bytes for layer in layers]),
+        precision_bytes=vec([layer.precision_bytes for layer in layers]),
+        has_weights=torch.tensor([layer.has_weights for layer in layers]),
+        # A matmul's inputs are both activations; a layer with no producer reads the network input.
+        is_source=torch.tensor([workload.in_degree(n) == 0 for n in order]),
+        is_sink=torch.tensor([workload.out_degree(n) == 0 for n in order]),
+        preds=preds,
+        pred_bytes=pred_bytes,
+        pred_mask=pred_mask,
+        batch=batch,
+    )
+
+
+@dataclass
+class Candidates:
+    """A population of decoded candidates, every field a tensor with leading dim ``P``.
+
+    Hardware fields are ``[P]``; ``dataflow`` (0 = ws, 1 = os, 2 = is) and ``core``
+    (row-major core id, already reduced modulo ``n_cores``) are ``[P, L]``;
+    ``pipelined`` is a bool ``[P]``; ``node`` indexes :attr:`DesignSpace.node_names`.
+    """
+
+    grid_rows: torch.Tensor
+    grid_cols: torch.Tensor
+    pe_rows: torch.Tensor
+    pe_cols: torch.Tensor
+    sram_kib: torch.Tensor
+    dram_gbps: torch.Tensor
+    noc_link_gbps: torch.Tensor
+    clock_ghz: torch.Tensor
+    node: torch.Tensor
+    dataflow: torch.Tensor
+    core: torch.Tensor
+    pipelined: torch.Tensor
+
+    @property
+    def n_cores(self) -> torch.Tensor:
+        return self.grid_rows * self.grid_cols
+
+    def __len__(self) -> int:
+        return self.pe_rows.shape[0]
+
+
+@dataclass
+class DesignSpace:
+    """Knobs, encoding and the lowered workload of one design file.
+
+    Build it with :meth:`from_design`.
+    """
+
+    design: Design
+    workload: Workload
+    knobs: list[Knob]
+    lowered: LoweredWorkload
+    # per layer: column of its dataflow / core knob in a row, or -1 when not searched
+    dataflow_col: list[int] = field(default_factory=list)
+    core_col: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_design(cls, design: Design) -> "DesignSpace":
+        spec = design.workload
+        workload = build_workload(spec.network, batch=spec.batch, precision_bytes=spec.precision_bytes, **spec.params)
+        lowered = lower_workload(workload)
+        hw, sched = design.hardware, design.schedule
+        knobs: list[Knob] = []
+        for name in HW_KNOB_FIELDS:
+            choices = getattr(hw, name)
+            if len(choices) > 1:
+                knobs.append(Knob(f"hw.{name}", tuple(choices)))
+        if len(sched.mode) > 1:
+            knobs.append(Knob("sched.mode", tuple(sched.mode)))
+
+        names = lowered.names
+        if sched.granularity == "layer":
+            unit_of = list(range(len(names)))
+            unit_names = names
+        elif sched.granularity == "group":
+            unit_of = [i // sched.group_size for i in range(len(names))]
+            unit_names = [f"g{g}" for g in range(unit_of[-1] + 1)]
+        else:
+            unit_of = [0] * len(names)
+            unit_names = [None]
+
+        def per_unit(prefix: str, make) -> list[int]:
+            cols = []
+            for unit_name in unit_names:
+                knob_name = prefix if unit_name is None else f"{prefix}.{unit_name}"
+                cols.append(len(knobs))
+                knobs.append(make(knob_name))
+            return [cols[u] for u in unit_of]
+
+        dataflow_col = [-1] * len(names)
+        if len(sched.dataflow) > 1:
+            dataflow_col = per_unit("sched.dataflow", lambda n: Knob(n, tuple(sched.dataflow)))
+        core_col = [-1] * len(names)
+        if sched.mapping == "search" and hw.max_cores > 1:
+            core_col = per_unit("sched.core", lambda n: Knob(n, None, hw.max_cores - 1))
+        return cls(design=design, workload=workload, knobs=knobs, lowered=lowered, dataflow_col=dataflow_col, core_col=core_col)
+
+    # --- Optuna side ---------------------------------------------------------------------
+    @property
+    def dimension(self) -> int:
+        return len(self.knobs)
+
+    @property
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        return {knob.name: knob.distribution for knob in self.knobs}
+
+    @property
+    def node_names(self) -> list[str]:
+        return list(self.design.hardware.node)
+
+    def encode(self, params: dict[str, Any]) -> list[int]:
+        """A trial's params → one integer row ``[D]``."""
+        return [knob.encode(params[knob.name]) for knob in self.knobs]
+
+    def decode_params(self, row: list[int]) -> dict[str, Any]:
+        """One integer row → the trial's params."""
+        return {knob.name: knob.decode(int(code)) for knob, code in zip(self.knobs, row)}
+
+    # --- tensor side ---------------------------------------------------------------------
+    def _hw_values(self, rows: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
+        """``[P]`` values of hardware field ``name`` (a knob column, or the fixed value)."""
+        choices = getattr(self.design.hardware, name)
+        table = torch.tensor(
+            [self.node_names.index(c) for c in choices] if name == "node" else choices,
+            dtype=torch.long if name in ("grid_rows", "grid_cols", "node") else dtype,
+            device=rows.device,
+        )
+        col = next((i for i, k in enumerate(self.knobs) if k.name == f"hw.{name}"), None)
+        if col is None:
+            return table[0].expand(rows.shape[0])
+        return table[rows[:, col]]
+
+    def decode(self, rows: torch.Tensor, *, dtype: torch.dtype = torch.float64) -> Candidates:
+        """Integer rows ``[P, D]`` → :class:`Candidates` on ``rows.device``."""
+        rows = rows.to(torch.long)
+        P, L = rows.shape[0], len(self.lowered.names)
+        get = lambda name: self._hw_values(rows, name, dtype)  # noqa: E731
+        grid_rows, grid_cols = get("grid_rows"), get("grid_cols")
+        n_cores = grid_rows * grid_cols
+        sched = self.design.schedule
+
+        df_codes = torch.tensor([DATAFLOWS.index(d) for d in sched.dataflow], device=rows.device)
+        dataflow = self._per_layer(rows, self.dataflow_col, df_codes, P, L)
+        if sched.mapping == "search" and self.core_col[0] >= 0:
+            core = rows[:, torch.tensor(self.core_col, device=rows.device)] % n_cores[:, None]
+        elif sched.mapping == "round_robin":
+            core = torch.arange(L, device=rows.device).expand(P, L) % n_cores[:, None]
+        else:
+            core = torch.zeros(P, L, dtype=torch.long, device=rows.device)
+        mode_codes = torch.tensor([MODES.index(m) for m in sched.mode], device=rows.device)
+        mode_col = next((i for i, k in enumerate(self.knobs) if k.name == "sched.mode"), None)
+        mode = mode_codes[0].expand(P) if mode_col is None else mode_codes[rows[:, mode_col]]
+        return Candidates(
+            grid_rows=grid_rows,
+            grid_cols=grid_cols,
+            pe_rows=get("pe_rows"),
+            pe_cols=get("pe_cols"),
+            sram_kib=get("sram_kib"),
+            dram_gbps=get("dram_gbps"),
+            noc_link_gbps=get("noc_link_gbps"),
+            clock_ghz=get("clock_ghz"),
+            node=get("node"),
+            dataflow=dataflow,
+            core=core,
+            pipelined=mode == MODES.index("pipelined"),
+        )
+
+    @staticmethod
+    def _per_layer(rows: torch.Tensor, cols: list[int], codes: torch.Tensor, P: int, L: int) -> torch.Tensor:
+        if cols[0] < 0:
+            return codes[0].expand(P, L)
+        return codes[rows[:, torch.tensor(cols, device=rows.device)]]
+
+    def canonical(self, rows: torch.Tensor) -> torch.Tensor:
+        """Rows with core slots reduced modulo the candidate's core count: equal rows mean equal designs."""
+        rows = rows.to(torch.long).clone()
+        core_cols = sorted({c for c in self.core_col if c >= 0})
+        if core_cols:
+            n_cores = self._hw_values(rows, "grid_rows", torch.float64) * self._hw_values(rows, "grid_cols", torch.float64)
+            idx = torch.tensor(core_cols, device=rows.device)
+            rows[:, idx] = rows[:, idx] % n_cores[:, None]
+        return rows
+
+
+def take(candidates: Candidates, index: torch.Tensor) -> Candidates:
+    """The candidates at ``index`` (a long tensor ``[P']``), every field sliced along dim 0."""
+    return Candidates(**{name: value[index] for name, value in candidates.__dict__.items()})
