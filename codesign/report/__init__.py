@@ -1,0 +1,17 @@
+"""Reporting: plots of the search results and of single candidates (PNG, headless Agg backend)."""
+
+from codesign.report.plots import (
+    plot_floorplan,
+    plot_front,
+    plot_gantt,
+    plot_hypervolume_history,
+    plot_parallel_coordinates,
+)
+
+__all__ = [
+    "plot_front",
+    "plot_hypervolume_history",
+    "plot_parallel_coordinates",
+    "plot_floorplan",
+    "plot_gantt",
+]
