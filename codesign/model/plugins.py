@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from collections.abc import Mapping
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -44,14 +46,25 @@ class CostModel(Protocol):
 
 
 def load_plugin(spec: str, *, source: str = "<design>") -> CostModel:
-    """Import the plug-in named by ``spec`` (``package.module:attr`` or an entry-point name)."""
+    """Import the plug-in named by ``spec`` (``package.module:attr`` or an entry-point name).
+
+    Modules are looked up on ``sys.path`` and, for a design file, in the design file's
+    own folder, so a plug-in can sit next to the design that uses it.
+    """
     where = f"{source}: cost_model.plugins entry {spec!r}"
     if ":" in spec:
         module_name, _, attr = spec.partition(":")
+        design_dir = str(Path(source).resolve().parent) if Path(source).is_file() else None
+        added = design_dir is not None and design_dir not in sys.path
+        if added:
+            sys.path.insert(0, design_dir)
         try:
             module = importlib.import_module(module_name)
         except Exception as error:  # an ImportError, or the module's own code failing
             raise PluginError(f"{where}: cannot import module {module_name!r}: {type(error).__name__}: {error}") from None
+        finally:
+            if added:
+                sys.path.remove(design_dir)
         try:
             obj = getattr(module, attr)
         except AttributeError:

@@ -60,10 +60,13 @@ def sram_accesses(m, n, k, h, w, dataflow: torch.Tensor):
     WS: ifmap ``M·K·⌈N/W⌉``, filter ``K·N``, ofmap ``M·N·⌈K/H⌉``;
     OS: ifmap ``M·K·⌈N/W⌉``, filter ``K·N·⌈M/H⌉``, ofmap ``M·N``;
     IS: ifmap ``M·K``, filter ``K·N·⌈M/W⌉``, ofmap ``M·N·⌈K/H⌉`` — SCALE-Sim's counts.
+    SCALE-Sim's OS ofmap trace also holds ``H + W`` drain entries per fold, counted here
+    too (``M·N + folds·(H + W)``), so that every count equals the simulator's.
     """
     ifmap = m * k * torch.where(dataflow == IS, torch.ones_like(m), _ceil_div(n, w))
     filt = k * n * torch.where(dataflow == WS, torch.ones_like(m), torch.where(dataflow == OS, _ceil_div(m, h), _ceil_div(m, w)))
-    ofmap = m * n * torch.where(dataflow == OS, torch.ones_like(m), _ceil_div(k, h))
+    row_folds, col_folds = folds(m, n, k, h, w, dataflow)
+    ofmap = torch.where(dataflow == OS, m * n + row_folds * col_folds * (h + w), m * n * _ceil_div(k, h))
     return ifmap, filt, ofmap
 
 
