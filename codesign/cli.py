@@ -1,4 +1,4 @@
-"""The shell entry point: ``codesign explore | report | show`` (also ``python -m codesign``).
+"""The shell entry point: ``codesign explore | report | show | cycles`` (also ``python -m codesign``).
 
 User errors (bad design file, bad flag, failing plug-in, wrong run folder) print one
 message and exit with code 2; nothing is left half-written.
@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     sh = sub.add_parser("show", help="floorplan, Gantt chart and GraphML of one trial's design")
     sh.add_argument("run", help="run folder")
     sh.add_argument("--trial", type=_non_negative_int, required=True, help="trial number")
+
+    from codesign.cycles import add_cycles_parser
+
+    add_cycles_parser(sub)
     return parser
 
 
@@ -77,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "show":
             for path in api.show(args.run, args.trial).values():
                 print(path)
+        elif args.command == "cycles":
+            from codesign.cycles import run_cycles
+
+            run_cycles(args)
     except UserError as error:
         print(f"codesign: error: {error}", file=sys.stderr)
         return 2
