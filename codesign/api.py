@@ -162,7 +162,7 @@ def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trial
     """trials.csv, front.csv, front.png and summary.json from the study's trials."""
     design = space.design
     objectives = design.objectives.minimize
-    frame = trials_frame(trials, metric_names, [k.name for k in space.knobs])
+    frame = _effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
     front = pareto_front(frame, objectives)
     summary: dict[str, Any] = {
         "design": design.source,
@@ -193,6 +193,20 @@ def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trial
     plot_front(frame, front, objectives, out / "front.png", knee=knee, title=f"{design.workload.network}: {len(frame)} trials")
     write_json(summary, out / "summary.json")
     return Run(out=out, trials=frame, front=front, summary=summary)
+
+
+def _effective_cores(space: DesignSpace, frame: pd.DataFrame) -> pd.DataFrame:
+    """Core-slot columns as the core each layer really runs on (``slot mod n_cores``)."""
+    core_cols = [k.name for k in space.knobs if k.name.startswith("sched.core")]
+    if not core_cols or frame.empty:
+        return frame
+    hw = space.design.hardware
+    n_cores = 1
+    for name in ("grid_rows", "grid_cols"):
+        column = f"hw.{name}"
+        n_cores = n_cores * (frame[column].astype("Int64") if column in frame else getattr(hw, name)[0])
+    frame[core_cols] = frame[core_cols].astype("Int64").mod(n_cores, axis=0)
+    return frame
 
 
 def _load_run_space(out: Path) -> tuple[DesignSpace, Evaluator, dict]:
