@@ -27,7 +27,7 @@ def make_space(**overrides) -> DesignSpace:
         "schedule": {"dataflow": ["ws", "os", "is"], "mapping": "search"},
     }
     for section, values in overrides.items():
-        raw[section] = {**raw.get(section, {}), **values}
+        raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) and section != "constraints" else values
     return DesignSpace.from_design(parse_design(raw, source="<test>"))
 
 
