@@ -121,7 +121,7 @@ def explore(
             "storage": storage_desc,
             "study_name": STUDY_NAME,
             "design": design.model_dump(mode="json"),
-            "design_source": design.source,
+            "design_source": str(Path(design.source).resolve()) if Path(design.source).is_file() else design.source,
             "metrics": evaluator.metric_names,
         }
         write_json(info, out / RUN_FILE)

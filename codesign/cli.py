@@ -33,8 +33,15 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad flag as one ``codesign: error:`` line and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"codesign: error: {self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="codesign", description="Joint hardware/schedule co-design of DNN accelerators.")
+    parser = _Parser(prog="codesign", description="Joint hardware/schedule co-design of DNN accelerators.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ex = sub.add_parser("explore", help="search a design file's space; write trials, front, plot and summary")

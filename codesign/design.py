@@ -25,10 +25,10 @@ from pydantic import (
     PositiveInt,
     ValidationError,
     field_validator,
-    model_validator,
 )
 
 from codesign.errors import DesignError
+from codesign.hardware.tech import TECH_NODES
 
 #: Metrics the model reports; every one of them is minimised.
 METRICS = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w")
@@ -38,7 +38,7 @@ DRAM_KINDS = ("ddr4", "lpddr4", "hbm2")
 
 Dataflow = Literal["ws", "os", "is"]
 Mode = Literal["layer_by_layer", "pipelined"]
-Metric = Literal["latency_s", "energy_j", "area_mm2", "cost_usd", "power_w"]
+Metric = Annotated[str, Field(min_length=1)]  # a built-in metric (METRICS) or one a plug-in provides
 
 
 def _as_list(value: Any) -> Any:
@@ -93,7 +93,7 @@ class HardwareSpec(_Section):
     noc_link_gbps: Knob(PositiveFloat) = [64.0]
     noc_hop_cycles: PositiveInt = 2
     clock_ghz: Knob(PositiveFloat) = [1.0]
-    node: Knob(str) = ["7nm"]
+    node: Knob(Literal[tuple(TECH_NODES)]) = ["7nm"]
     dataflows: Knob(Dataflow) = ["ws", "os", "is"]
 
     @field_validator("sram_split")
@@ -102,16 +102,6 @@ class HardwareSpec(_Section):
         if abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"ifmap, filter and ofmap fractions must sum to 1, got {sum(split):g}")
         return split
-
-    @field_validator("node")
-    @classmethod
-    def _known_nodes(cls, nodes: list[str]) -> list[str]:
-        from codesign.hardware.tech import TECH_NODES
-
-        for node in nodes:
-            if node not in TECH_NODES:
-                raise ValueError(f"unknown technology node {node!r}; expected one of {sorted(TECH_NODES)}")
-        return nodes
 
     # Python ints in TOML become floats here where floats are expected, without strictness.
     @field_validator("dram_gbps", "noc_link_gbps", "clock_ghz", mode="before")
@@ -194,14 +184,6 @@ class Design(_Section):
             return {k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
         return value
 
-    @model_validator(mode="after")
-    def _schedule_fits_hardware(self) -> "Design":
-        unsupported = [df for df in self.schedule.dataflow if df not in self.hardware.dataflows]
-        if unsupported:
-            raise ValueError(
-                f"schedule.dataflow {unsupported} not supported by the cores (hardware.dataflows = {self.hardware.dataflows})"
-            )
-        return self
 
 
 def _describe_location(raw: dict, loc: tuple) -> tuple[str, Any]:
@@ -239,12 +221,19 @@ def _format_validation_error(source: str, raw: dict, error: ValidationError) -> 
 
 
 def parse_design(raw: dict, *, source: str = "<memory>") -> Design:
-    """Validate a design given as a dict (as read from TOML)."""
+    """Validate a design given as a dict (as read from TOML).
+
+    Besides the schema this checks what spans sections: the schedule's dataflows are ones
+    the cores support, the workload builds, plug-ins import, and every objective and budget
+    names a metric the model or a plug-in provides.
+    """
     try:
         design = Design.model_validate({**raw, "source": source})
     except ValidationError as error:
         raise DesignError(_format_validation_error(source, raw, error)) from None
+    _check_dataflows(design)
     _check_workload(design)
+    _check_metrics(design)
     return design
 
 
@@ -258,6 +247,8 @@ def load_design(path: str | Path) -> Design:
         raise DesignError(f"{source}: no such design file") from None
     except OSError as error:
         raise DesignError(f"{source}: cannot read design file ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        raise DesignError(f"{source}: not a UTF-8 text file (byte {error.start}: {error.reason}); a design file is TOML") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -265,12 +256,48 @@ def load_design(path: str | Path) -> Design:
     return parse_design(raw, source=source)
 
 
+def _check_dataflows(design: Design) -> None:
+    supported = design.hardware.dataflows
+    for i, dataflow in enumerate(design.schedule.dataflow):
+        if dataflow not in supported:
+            raise DesignError(
+                f"{design.source}: schedule.dataflow[{i}] = {dataflow!r}: not supported by the cores; "
+                f"expected one of hardware.dataflows = {supported}"
+            )
+
+
 def _check_workload(design: Design) -> None:
     """The workload must build: a known network with parameters its builder accepts."""
-    from codesign.workload.zoo import build_workload
+    import inspect
+
+    from codesign.workload.zoo import ZOO, build_workload
 
     spec = design.workload
+    if spec.network not in ZOO:
+        raise DesignError(f"{design.source}: workload.network = {spec.network!r}: one of the valid networks: {', '.join(sorted(ZOO))}")
+    accepted = [p for p in inspect.signature(ZOO[spec.network]).parameters if p not in ("batch", "precision_bytes")]
+    for key, value in spec.params.items():
+        if key not in accepted:
+            raise DesignError(
+                f"{design.source}: workload.params.{key} = {value!r}: network {spec.network!r} has no parameter {key!r}; "
+                f"expected one of {accepted} (batch and precision_bytes are keys of [workload] itself)"
+            )
     try:
         build_workload(spec.network, batch=spec.batch, precision_bytes=spec.precision_bytes, **spec.params)
     except (ValueError, TypeError) as error:
-        raise DesignError(f"{design.source}: workload.network = {spec.network!r}: {error}") from None
+        raise DesignError(f"{design.source}: workload.params = {dict(spec.params)!r}: {error}") from None
+
+
+def _check_metrics(design: Design) -> None:
+    """Objectives and budgets must name a built-in metric or one a plug-in provides."""
+    from codesign.model.plugins import load_plugin
+
+    known = list(METRICS)
+    for spec in design.cost_model.plugins:
+        known += [m for m in load_plugin(spec, source=design.source).provides if m not in known]
+    for i, name in enumerate(design.objectives.minimize):
+        if name not in known:
+            raise DesignError(f"{design.source}: objectives.minimize[{i}] = {name!r}: a metric the model or a plug-in provides {known}")
+    for name in design.constraints:
+        if name not in known:
+            raise DesignError(f"{design.source}: constraints.{name}: a metric the model or a plug-in provides {known}")
