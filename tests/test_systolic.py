@@ -80,3 +80,52 @@ def test_more_pes_never_increase_compute_cycles_when_doubling_both_sides(m, n, k
     r1, c1 = folds(t(m), t(n), t(k), t(h), t(w), torch.tensor(CODES[df]))
     r2, c2 = folds(t(m), t(n), t(k), t(2 * h), t(2 * w), torch.tensor(CODES[df]))
     assert r2 * c2 <= r1 * c1
+
+
+# --- the stall model (SCALE-Sim's memory system) -------------------------------------------------
+from codesign.model.systolic import floor_sum, operand_prefetches, stall_bound_cycles  # noqa: E402
+
+dflows = st.sampled_from(["ws", "os", "is"])
+kbs = st.sampled_from([1, 8, 32, 64, 256, 1024])
+
+
+def stall_total(m, n, k, h, w, df, kb, bw):
+    t = lambda v: torch.tensor(float(v), dtype=torch.float64)  # noqa: E731
+    code = torch.tensor(CODES[df])
+    cc = compute_cycles(t(m), t(n), t(k), t(h), t(w), code)
+    total = stall_bound_cycles(t(m), t(n), t(k), t(h), t(w), code, compute=cc, ifmap_words=t(kb * 1024),
+                               filter_words=t(kb * 1024), ofmap_words=t(kb * 512), bw_words=t(bw))
+    return cc.item(), total.item()
+
+
+def test_floor_sum_matches_brute_force():
+    gen = torch.Generator().manual_seed(0)
+    n = torch.randint(0, 400, (500,), generator=gen)
+    m = torch.randint(1, 10**6, (500,), generator=gen)
+    a = torch.randint(0, 10**6, (500,), generator=gen)
+    b = torch.randint(0, 10**7, (500,), generator=gen)
+    want = [sum((int(a[j]) * i + int(b[j])) // int(m[j]) for i in range(int(n[j]))) for j in range(500)]
+    assert floor_sum(n, m, a, b).to(torch.int64).tolist() == want
+
+
+@given(m=dims, n=dims, k=dims, h=arrays, w=arrays, df=dflows, kb=kbs, bw=st.sampled_from([1, 4, 10, 100]),
+       factor=st.sampled_from([2, 10]))
+def test_stalls_never_grow_with_bandwidth(m, n, k, h, w, df, kb, bw, factor):
+    cc, slow = stall_total(m, n, k, h, w, df, kb, bw)
+    _, fast = stall_total(m, n, k, h, w, df, kb, bw * factor)
+    assert cc <= fast <= slow * (1 + 1e-12)
+
+
+@given(m=dims, n=dims, k=dims, h=arrays, w=arrays, df=dflows, kb=kbs)
+def test_infinite_bandwidth_never_stalls(m, n, k, h, w, df, kb):
+    cc, total = stall_total(m, n, k, h, w, df, kb, float("inf"))
+    assert total == cc
+
+
+@given(m=dims, n=dims, k=dims, h=arrays, w=arrays, df=dflows)
+def test_operand_that_fits_half_the_buffer_is_never_refetched(m, n, k, h, w, df):
+    t = lambda v: torch.tensor(float(v), dtype=torch.float64)  # noqa: E731
+    words = t(2 * max(m * k, k * n) + 2048)  # the active half holds the whole fetch list
+    (ki, _, _), (kf, _, _) = operand_prefetches(t(m), t(n), t(k), t(h), t(w), torch.tensor(CODES[df]),
+                                                 ifmap_words=words, filter_words=words)
+    assert ki.item() == 0 and kf.item() == 0

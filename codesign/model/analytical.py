@@ -6,12 +6,14 @@ the dtype the model was built with. Per layer and candidate (``[P, L]`` tensors)
 
 1. compute cycles from the systolic closed form of the layer's dataflow
    (:mod:`codesign.model.systolic`);
-2. DRAM traffic from SRAM capacity, tiling and dataflow: operands that fit in their
-   double-buffered SRAM partition are fetched once, others once per fold of the other
-   dimension; activations stay on chip between layers when they fit;
-3. memory cycles = DRAM bytes / min(DRAM, NoC link) bandwidth; with double
-   buffering a layer takes ``max(compute, memory)`` cycles and the difference is its
-   stall;
+2. DRAM traffic (energy, chip-level roofline) from SRAM capacity, tiling and dataflow:
+   operands that fit in their double-buffered SRAM partition are fetched once, others once
+   per fold of the other dimension; activations stay on chip between layers when they fit;
+3. stall cycles from SCALE-Sim 3.0.0's memory system in closed form
+   (:func:`~codesign.model.systolic.stall_bound_cycles`): every operand that crosses the DRAM
+   interface has its own channel of ``min(DRAM, NoC link)`` bandwidth, its prefetch count
+   follows SCALE-Sim's window over the operand's fetch list, and the layer takes the
+   longest of compute and the three channels; the difference is its stall;
 4. NoC transfers between layers on different cores: bytes / link bandwidth + hops ×
    router latency (XY routing);
 5. a list schedule of the DAG over the cores (:mod:`codesign.model.schedule`); the
@@ -35,7 +37,13 @@ from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.hardware.tech import TECH_NODES
 from codesign.model.schedule import list_schedule
-from codesign.model.systolic import compute_cycles, refetch_factors, sram_accesses
+from codesign.model.systolic import (
+    compute_cycles,
+    refetch_factors,
+    sram_accesses,
+    stall_bound_cycles,
+    stall_terms,
+)
 from codesign.space import Candidates, DesignSpace
 
 PJ = 1e-12
@@ -81,6 +89,12 @@ class AnalyticalModel:
         self.device = torch.device(device)
         self.dtype = dtype
         self.lw = space.lowered.to(self.device, dtype)
+        # Convolution geometry the stall model needs (output columns; kernel taller than stride).
+        layers = [space.workload.nodes[name]["layer"] for name in self.lw.names]
+        self.out_cols = torch.tensor([float(layer.Q) for layer in layers], dtype=dtype, device=self.device)
+        self.overlap = torch.tensor([layer.op == "conv" and layer.R > layer.stride for layer in layers], device=self.device)
+        self.stride = torch.tensor([float(layer.stride) for layer in layers], dtype=dtype, device=self.device)
+        self._stall_cache: dict[str, dict[tuple, torch.Tensor]] = {}
         hw = space.design.hardware
         self.split = hw.sram_split
         self.n_ports = hw.dram_ports
@@ -88,6 +102,9 @@ class AnalyticalModel:
         self.dram_kind = hw.dram_kind
         self.n_slots = hw.max_cores
         self.precision = int(self.lw.precision_bytes.max().item())
+        # One word size for all layers (the usual case) keeps the stall model's buffer terms [P, 1].
+        uniform = bool((self.lw.precision_bytes == self.precision).all())
+        self.word_bytes = float(self.precision) if uniform else self.lw.precision_bytes
         self.nodes = [TECH_NODES[name] for name in space.node_names]
         table = lambda f: torch.tensor([f(n) for n in self.nodes], dtype=dtype, device=self.device)  # noqa: E731
         self.e_mac = table(lambda n: n.mac_energy_pj[self.precision] * PJ)
@@ -103,7 +120,44 @@ class AnalyticalModel:
             out = torch.where(node == i, fn(tech), out)
         return out
 
-    def _layer_costs(self, c: Candidates, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, filter_resident=None) -> LayerCosts:
+    def _stall_terms(self, c: Candidates, m: torch.Tensor, kind: str):
+        """:func:`stall_terms` ``[P, L]`` of every layer for each candidate's array, SRAM and dataflows.
+
+        They depend on the array, the SRAM and the dataflow but not on bandwidth or clock, so they
+        are computed once per distinct ``(pe_rows, pe_cols, sram_kib)`` for all layers and all three
+        dataflows, kept (``kind`` tells the whole-batch GEMMs from the one-sample ones) and gathered.
+        """
+        lw = self.lw
+        code = torch.zeros_like(c.pe_rows, dtype=torch.long)
+        for field in (c.pe_rows, c.pe_cols, c.sram_kib):  # one integer key per distinct triple
+            values, index = torch.unique(field, return_inverse=True)
+            code = code * len(values) + index
+        codes, inverse = torch.unique(code, return_inverse=True)
+        first = torch.full_like(codes, len(code)).scatter_reduce_(0, inverse, torch.arange(len(code), device=code.device), "amin")
+        unique = torch.stack([c.pe_rows, c.pe_cols, c.sram_kib], dim=1)[first]
+        rows = [tuple(row) for row in unique.tolist()]
+        cache = self._stall_cache.setdefault(kind, {})
+        if len(cache) > 4096:
+            cache.clear()
+        missing = [i for i, row in enumerate(rows) if row not in cache]
+        if missing:
+            u = unique[torch.tensor(missing, device=unique.device)]
+            H, W, sram = (u[:, j, None, None] for j in range(3))
+            df = torch.arange(3, device=self.device)[None, :, None]
+            words = sram * 1024.0 / lw.precision_bytes
+            terms = stall_terms(m, lw.gemm_n, lw.gemm_k, H, W, df, ifmap_words=words * self.split[0],
+                                filter_words=words * self.split[1], out_cols=self.out_cols, overlap=self.overlap,
+                                stride=self.stride)
+            table = torch.stack(torch.broadcast_tensors(*terms), dim=-1)  # [U, 3, L, 7]
+            for j, i in enumerate(missing):
+                cache[rows[i]] = table[j]
+        table = torch.stack([cache[row] for row in rows])  # [U, 3, L, 7]
+        L = table.shape[2]
+        flat = (inverse[:, None] * 3 + c.dataflow.to(torch.long)) * L + torch.arange(L, device=self.device)
+        return table.reshape(-1, table.shape[-1])[flat].unbind(-1)  # 7 × [P, L]
+
+    def _layer_costs(self, c: Candidates, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, filter_resident=None,
+                     kind: str = "batch") -> LayerCosts:
         """Costs ``[P, L]`` of running each layer once, for GEMMs of ``m`` rows ×``groups``."""
         lw = self.lw
         H, W = c.pe_rows[:, None], c.pe_cols[:, None]
@@ -128,8 +182,20 @@ class AnalyticalModel:
         ofmap_dram = torch.where(lw.is_sink | (ofmap_bytes > cap_o), ofmap_bytes * fo, 0.0)
         dram = ifmap_dram + filter_dram + ofmap_dram
 
+        # Stalls: SCALE-Sim's memory system, one DRAM channel of this bandwidth per operand, for
+        # the operands that cross the DRAM interface (docs/model.md, "Memory traffic and stalls").
         bytes_per_cycle = (torch.minimum(c.dram_gbps, c.noc_link_gbps) / c.clock_ghz)[:, None]
-        total = torch.maximum(compute, dram / bytes_per_cycle)
+        filter_moved = lw.has_weights | (filter_bytes > cap_f)
+        if filter_resident is not None:  # loaded once for the whole batch: no stall per sample
+            filter_moved = filter_moved & ~(filter_resident & lw.has_weights)
+        per_gemm = stall_bound_cycles(
+            m, n, k, H, W, df, compute=compute / groups,
+            ifmap_words=2 * cap_i / self.word_bytes, filter_words=2 * cap_f / self.word_bytes,
+            ofmap_words=2 * cap_o / self.word_bytes, bw_words=bytes_per_cycle / self.word_bytes,
+            ifmap_from_dram=lw.is_source | (ifmap_bytes > cap_i), filter_from_dram=filter_moved,
+            ofmap_to_dram=lw.is_sink | (ofmap_bytes > cap_o), terms=self._stall_terms(c, m, kind),
+        )
+        total = groups * per_gemm
 
         # Energy: MACs and their register traffic, SRAM (array reads/writes + DRAM fills), DRAM, NoC to DRAM.
         node = c.node[:, None]
@@ -216,6 +282,7 @@ class AnalyticalModel:
         one = self._layer_costs(
             c, m=lw.gemm_m1, groups=lw.groups1, ifmap_bytes=lw.ifmap_bytes / B, ofmap_bytes=lw.ofmap_bytes / B,
             filter_bytes=torch.where(lw.has_weights, lw.filter_bytes, lw.filter_bytes / B), filter_resident=resident,
+            kind="sample",
         )
         transfer, byte_hops = self._transfers(c, scale=1.0 / B)
         _, finish = list_schedule(one.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots)
