@@ -83,6 +83,8 @@ def explore(
     device: str = "auto",
     progress: bool = False,
     say=lambda msg: print(msg, file=sys.stderr),
+    oracle=None,
+    oracle_budget: int | None = None,
 ) -> Run:
     """Search the design space jointly and write the run folder ``out``.
 
@@ -95,8 +97,20 @@ def explore(
         storage: an Optuna storage URL instead of the run folder's journal file.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a progress bar.
+        oracle, oracle_budget: an oracle (``emulated``, ``scalesim``, ``package.module:attr``)
+            and the designs it may evaluate: the surrogate-assisted loop instead
+            (:mod:`codesign.search.surrogate_loop`; ``trials`` is then per round).
     """
     design = _as_design(design)
+    if oracle is not None or oracle_budget is not None:
+        if oracle is None or oracle_budget is None:
+            raise UserError("--oracle and --oracle-budget go together: name an oracle and the designs it may evaluate")
+        if storage is not None:
+            raise UserError("--storage: an oracle run keeps its rounds in memory; leave --storage out")
+        from codesign.search.surrogate_loop import explore_with_oracle
+
+        return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials,
+                                   seed=design.search.seed if seed is None else seed, out=out, device=device, say=say)
     n_trials = design.search.trials if trials is None else trials
     if n_trials < 1:
         raise UserError(f"--trials {n_trials}: expected a positive number of trials")

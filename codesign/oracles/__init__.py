@@ -1,0 +1,29 @@
+"""Oracles: slow, trusted per-layer cycle models (SCALE-Sim, a command-line simulator, an emulated one).
+
+See :mod:`codesign.oracles.base` for the protocol, the cache and the design-level adapter,
+and ``docs/surrogate.md`` for the surrogate-assisted search that spends them sparingly.
+"""
+
+from codesign.oracles.base import (
+    BUILTIN,
+    LayerJob,
+    LayerResult,
+    Oracle,
+    OracleCostModel,
+    design_jobs,
+    get_oracle,
+    oracle_evaluate,
+    schedule_latency,
+)
+
+__all__ = [
+    "BUILTIN",
+    "LayerJob",
+    "LayerResult",
+    "Oracle",
+    "OracleCostModel",
+    "design_jobs",
+    "get_oracle",
+    "oracle_evaluate",
+    "schedule_latency",
+]

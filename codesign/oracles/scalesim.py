@@ -1,0 +1,218 @@
+"""SCALE-Sim (Samajdar et al., ISPASS 2020; PyPI ``scalesim``) as an oracle.
+
+Each job (one GEMM of a layer on one array) is one SCALE-Sim run through its Python API
+(``scalesim(save_disk_space=True, verbose=False, ...).run_scale(...)``), in its own
+process: SCALE-Sim 3.0.0 needs ``numpy<2.3`` and leaks memory across runs, so it lives in
+a separate interpreter. Results are cached on disk by job (see
+:class:`~codesign.oracles.base.Oracle`); ``workers`` runs go at once.
+
+Setting it up (SCALE-Sim is an optional dependency, in its own virtual environment)::
+
+    python3 -m venv ~/scalesim-venv
+    ~/scalesim-venv/bin/pip install scalesim==3.0.0 "numpy<2.3"
+    export CODESIGN_SCALESIM_PYTHON=~/scalesim-venv/bin/python
+
+(or install it in the project's environment if its numpy is older than 2.3).
+
+How a job becomes a SCALE-Sim run (the configuration of the 114 reference rows in
+``tests/data/scalesim_3.0.0_reference.csv``):
+
+* topology: a convolution in SCALE-Sim's conv form (ifmap as its padded extent, one
+  group's channels and filters), anything else in GEMM form (``-i gemm``);
+* SRAM sizes in kB of words: each partition's bytes / 1024 / word size, rounded to an
+  integer ≥ 1 (SCALE-Sim reads integers), word size = the operand precision;
+* ``InterfaceBandwidth: USER`` with the DRAM bandwidth in words per cycle, rounded to an
+  integer ≥ 1, set for the ifmap, filter and ofmap interfaces alike (in 3.0.0 the first
+  two come from ``[layout] *SRAMBankBandwidth``); an unlimited bandwidth is ``CALC`` mode;
+* the oracle's answer is SCALE-Sim's ``Total Cycles`` (compute + stalls, without the
+  initial prefetch) and ``Stall Cycles``.
+
+The job is rounded before its cache key is taken (:meth:`ScaleSimOracle.prepare`), so two
+designs whose SRAM differs by less than a kB share one run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from codesign.errors import UserError
+from codesign.oracles.base import UNLIMITED_BANDWIDTH, LayerJob, Oracle
+
+PYTHON_ENV = "CODESIGN_SCALESIM_PYTHON"
+CONFIG_VERSION = "cfg1"  # bump when the configuration below changes: it is part of the cache key
+
+CONFIG = """[general]
+run_name = run
+
+[architecture_presets]
+ArrayHeight:    {ah}
+ArrayWidth:     {aw}
+IfmapSramSzkB:   {isz}
+FilterSramSzkB:  {fsz}
+OfmapSramSzkB:   {osz}
+IfmapOffset:    0
+FilterOffset:   10000000
+OfmapOffset:    20000000
+Bandwidth : {bw}
+Dataflow : {df}
+MemoryBanks:   1
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: {bw}
+IfmapSRAMBankNum: 1
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: {bw}
+FilterSRAMBankNum: 1
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport : false
+SparseRep : ellpack_block
+OptimizedMapping : false
+BlockSize : 8
+RandomNumberGeneratorSeed : 40
+
+[run_presets]
+InterfaceBandwidth: {bwmode}
+UseRamulatorTrace: False
+"""
+
+LAYOUT = (
+    "Layer name, IFMAP Height Intraline Factor, IFMAP Width Intraline Factor, Filter Height Intraline Factor, "
+    "Filter Width Intraline Factor, Channel Intraline Factor, Num Filter Intraline Factor, IFMAP Height Intraline Order, "
+    "IFMAP Width Intraline Order, Channel Intraline Order, IFMAP Height Interline Order, IFMAP Width Interline Order, "
+    "Channel Interline Order, Num Filter Intraline Order, Channel Intraline Order, Filter Height Intraline Order, "
+    "Filter Width Intraline Order, Num Filter Interline Order, Channel Interline Order, Filter Height Interline Order, "
+    "Filter Width Interline Order,\n"
+    "dummy, 1, 1, 1, 1, 1, 1,     0, 1, 2,     4, 5, 3,     3, 2, 1, 0,     4, 5, 6, 7,\n"
+)
+
+#: Runs in the SCALE-Sim interpreter (stdlib + scalesim only): argv[1] = a folder holding
+#: run.cfg, topo.csv, layout.csv and job.json; writes result.json there.
+WORKER = r"""
+import json, os, sys, time, contextlib, io
+folder = sys.argv[1]
+job = json.load(open(os.path.join(folder, "job.json")))
+from scalesim.scale_sim import scalesim
+t0 = time.process_time()
+with contextlib.redirect_stdout(io.StringIO()):
+    sim = scalesim(save_disk_space=True, verbose=False, config=os.path.join(folder, "run.cfg"),
+                   topology=os.path.join(folder, "topo.csv"), layout=os.path.join(folder, "layout.csv"),
+                   input_type_gemm=job["kind"] == "gemm")
+    sim.run_scale(top_path=os.path.join(folder, "out"))
+lines = [l for l in open(os.path.join(folder, "out", "run", "COMPUTE_REPORT.csv")).read().splitlines() if l.strip()]
+values = [float(x) for x in lines[1].split(",")[1:] if x.strip()]
+json.dump({"total_cycles": values[1], "stall_cycles": values[2], "compute_cycles": values[1] - values[2],
+           "total_cycles_incl_prefetch": values[0], "cpu_s": time.process_time() - t0},
+          open(os.path.join(folder, "result.json"), "w"))
+"""
+
+INSTALL_HINT = (
+    "install it in its own virtual environment (SCALE-Sim 3.0.0 needs numpy<2.3): "
+    "python3 -m venv ~/scalesim-venv && ~/scalesim-venv/bin/pip install scalesim==3.0.0 'numpy<2.3', "
+    f"then set {PYTHON_ENV}=~/scalesim-venv/bin/python"
+)
+
+
+def find_python(python: str | None = None) -> tuple[str, str]:
+    """``(interpreter, scalesim version)`` of an interpreter that can import SCALE-Sim, or UserError."""
+    candidates = [python] if python else []
+    if os.environ.get(PYTHON_ENV):
+        candidates.append(os.environ[PYTHON_ENV])
+    if importlib.util.find_spec("scalesim") is not None:
+        candidates.append(sys.executable)
+    if not candidates:
+        raise UserError(f"oracle scalesim: SCALE-Sim is not installed; {INSTALL_HINT}")
+    errors = []
+    for exe in candidates:
+        exe = os.path.expanduser(exe)
+        try:
+            probe = subprocess.run(
+                [exe, "-c", "import importlib.metadata as m, scalesim.scale_sim; print(m.version('scalesim'))"],
+                capture_output=True, text=True, timeout=120,
+            )
+        except (OSError, subprocess.TimeoutExpired) as error:
+            errors.append(f"{exe}: {error}")
+            continue
+        if probe.returncode == 0:
+            return exe, probe.stdout.strip().splitlines()[-1]
+        errors.append(f"{exe}: {(probe.stderr.strip().splitlines() or ['import failed'])[-1]}")
+    raise UserError(f"oracle scalesim: cannot import SCALE-Sim ({'; '.join(errors)}); {INSTALL_HINT}")
+
+
+class ScaleSimOracle(Oracle):
+    """SCALE-Sim, one job per run in a separate interpreter.
+
+    Args:
+        python: interpreter with SCALE-Sim (default ``$CODESIGN_SCALESIM_PYTHON``, else this
+            one if it can import ``scalesim``).
+        timeout_s: give up on one run after this many seconds (the job fails).
+        cache_dir, workers: see :class:`~codesign.oracles.base.Oracle` (default: the on-disk
+            cache; one run at a time).
+    """
+
+    name = "scalesim"
+    parallel = "threads"  # each job is its own process; threads only wait on them
+
+    def __init__(self, *, python: str | None = None, timeout_s: float = 3600.0, cache_dir=None, workers: int | None = None) -> None:
+        self.python, self.scalesim_version = find_python(python)
+        self.version = f"{self.scalesim_version}-{CONFIG_VERSION}"
+        self.timeout_s = float(timeout_s)
+        super().__init__(cache_dir=cache_dir, workers=workers)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "version": self.version, "scalesim": self.scalesim_version, "python": self.python}
+
+    @staticmethod
+    def settings(job: LayerJob) -> dict:
+        """SCALE-Sim's integer settings for a job: kB of words per SRAM, words per cycle, mode."""
+        p = job.precision_bytes
+        kb = lambda b: max(1, round(b / 1024.0 / p))  # noqa: E731
+        calc = job.bandwidth >= UNLIMITED_BANDWIDTH / 10
+        return {
+            "isz": kb(job.ifmap_sram_bytes), "fsz": kb(job.filter_sram_bytes), "osz": kb(job.ofmap_sram_bytes),
+            "bw": 10 if calc else max(1, round(job.bandwidth / p)), "bwmode": "CALC" if calc else "USER",
+        }
+
+    def prepare(self, job: LayerJob) -> LayerJob:
+        s, p = self.settings(job), job.precision_bytes
+        return dataclasses.replace(
+            job, ifmap_sram_bytes=float(s["isz"] * 1024 * p), filter_sram_bytes=float(s["fsz"] * 1024 * p),
+            ofmap_sram_bytes=float(s["osz"] * 1024 * p),
+            bandwidth=UNLIMITED_BANDWIDTH if s["bwmode"] == "CALC" else float(s["bw"] * p),
+        )
+
+    def simulate(self, job: LayerJob) -> dict:
+        s = self.settings(job)
+        with tempfile.TemporaryDirectory(prefix="codesign-scalesim-") as tmp:
+            folder = Path(tmp)
+            (folder / "run.cfg").write_text(CONFIG.format(ah=job.array_h, aw=job.array_w, df=job.dataflow, **s))
+            (folder / "layout.csv").write_text(LAYOUT)
+            if job.kind == "gemm":
+                topo = f"Layer, M, N, K,\njob, {job.M}, {job.N}, {job.K},\n"
+            else:
+                topo = (
+                    "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+                    f"job, {job.ifmap_h}, {job.ifmap_w}, {job.filt_h}, {job.filt_w}, {job.channels}, {job.num_filters}, {job.stride},\n"
+                )
+            (folder / "topo.csv").write_text(topo)
+            (folder / "job.json").write_text(json.dumps(job.to_dict()))
+            try:
+                done = subprocess.run([self.python, "-c", WORKER, str(folder)], capture_output=True, text=True, timeout=self.timeout_s)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"SCALE-Sim timed out after {self.timeout_s:g} s on {job.canonical()}") from None
+            if done.returncode != 0 or not (folder / "result.json").exists():
+                tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise RuntimeError(f"SCALE-Sim failed on {job.canonical()}: {tail}")
+            return json.loads((folder / "result.json").read_text())

@@ -1,0 +1,122 @@
+"""The surrogate-assisted loop: budget accounting, selection, the verified front with predictions
+beside it, `codesign explore --oracle`, and its user errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from codesign.cli import main
+from codesign.errors import UserError
+from codesign.oracles.emulated import EmulatedOracle
+from codesign.search.pareto import nondominated_mask
+from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, sobol_rows, survival
+from tests.conftest import make_space
+
+ROOT = Path(__file__).resolve().parents[1]
+EDGE = ROOT / "designs" / "edge_resnet18.toml"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_design(tmp_path: Path, **replace) -> Path:
+    text = EDGE.read_text()
+    text = re.sub(r"(?m)^population = \d+", "population = 16", text)
+    text = re.sub(r"(?m)^trials = \d+", "trials = 48", text)
+    for key, value in replace.items():
+        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+        assert n == 1, key
+    path = tmp_path / "design.toml"
+    path.write_text(text)
+    return path
+
+
+def test_sobol_initial_set_is_distinct(small_space):
+    rows = sobol_rows(small_space, 40, seed=3)
+    assert rows.shape == (40, small_space.dimension)
+    assert len({r.numpy().tobytes() for r in small_space.canonical(rows)}) == 40
+
+
+def test_survival_counts_feasible_non_dominated_points():
+    values = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 3.0], [0.5, 0.5]])
+    assert survival(values, np.array([True, True, True, False])) == pytest.approx(2 / 4)
+    assert survival(values, np.ones(4, dtype=bool)) == pytest.approx(1 / 4)
+
+
+def test_loop_spends_exactly_the_budget_and_verifies_its_front():
+    space = make_space(constraints={"latency_s": 0.05}, search={"population": 16})
+    oracle = EmulatedOracle()
+    settings = LoopSettings(budget=18, initial=8, batch=5, inner_trials=48, steps=40, members=3, hidden=16)
+    result = SurrogateLoop(space, oracle, settings, seed=1, say=lambda *_: None).run()
+    v = result.verified
+    assert len(v) == 18 and v["round"].max() == 2 and (v["role"] == "initial").sum() == 8
+    assert set(v["role"]) <= {"initial", "front", "uncertain", "rank"}
+    knobs = [k.name for k in space.knobs]
+    assert not v.duplicated(subset=knobs).any()  # every oracle call is a new design
+    # The front is the constrained non-dominated subset of the verified designs, with predictions beside.
+    front = result.front
+    assert len(front) >= 1 and set(front["trial"]) <= set(v["trial"]) and front["feasible"].all()
+    objs = v.loc[v["feasible"], ["latency_s", "cost_usd"]].to_numpy()
+    assert len(front) == nondominated_mask(objs).sum()
+    guided = front[front["role"] != "initial"]
+    assert guided["predicted_latency_s"].notna().all() and np.isfinite(front["analytical_latency_s"]).all()
+    assert [r["sent"] for r in result.rounds] == [5, 5]
+    assert oracle.stats.simulated > 0 and result.predicted_front is not None and len(result.predicted_front) > 0
+
+
+def test_explore_with_oracle_writes_a_verified_run(tmp_path, capsys):
+    design = tiny_design(tmp_path)
+    out = tmp_path / "run"
+    code = main(["explore", str(design), "--oracle", "emulated", "--oracle-budget", "12", "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    for name in ("front.csv", "oracle_trials.csv", "predicted_front.csv", "rounds.csv", "summary.json", "run.json", "design.toml", "surrogate/surrogate.json"):
+        assert (out / name).is_file(), name
+    front = pd.read_csv(out / "front.csv")
+    assert {"latency_s", "cost_usd", "predicted_latency_s", "predicted_latency_std_s", "analytical_latency_s", "round", "role"} <= set(front.columns)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["designs_verified"] == 12 and summary["oracle"]["name"] == "emulated" and summary["budget"] == 12
+    meta = json.loads((out / "surrogate" / "surrogate.json").read_text())
+    assert meta["oracle"]["name"] == "emulated" and len(meta["data"]["sha256"]) == 64
+    assert "12 trials" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--oracle", "nosuchsim", "--oracle-budget", "20"], "unknown oracle"),
+        (["--oracle", "emulated", "--oracle-budget", "5"], "must exceed the initial"),
+        (["--oracle", "emulated"], "go together"),
+        (["--oracle-budget", "20"], "go together"),
+    ],
+)
+def test_explore_oracle_user_errors(tmp_path, capsys, args, message):
+    design = tiny_design(tmp_path)
+    code = main(["explore", str(design), *args, "--out", str(tmp_path / "run"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_oracle_loop_refuses_pipelined_and_latency_free_designs(tmp_path):
+    from codesign.api import explore
+
+    pipelined = tiny_design(tmp_path, batch="4", mode='["layer_by_layer", "pipelined"]')
+    with pytest.raises(UserError, match="layer_by_layer"):
+        explore(pipelined, oracle="emulated", oracle_budget=20, out=tmp_path / "a")
+    no_latency = tiny_design(tmp_path, minimize='["energy_j", "cost_usd"]', latency_s="1.0")
+    text = no_latency.read_text().replace("latency_s = 1.0\n", "")
+    no_latency.write_text(text)
+    with pytest.raises(UserError, match="latency_s"):
+        explore(no_latency, oracle="emulated", oracle_budget=20, out=tmp_path / "b")
