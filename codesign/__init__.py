@@ -8,14 +8,38 @@ The public API (see the README):
 * :class:`DesignSpace`, :class:`AnalyticalModel`, :class:`CostModel` — the pieces, for notebooks and plug-ins.
 """
 
-from codesign.api import Run, build, explore, open_run, report, show
-from codesign.design import Design, load_design, parse_design
+from importlib import import_module
+
 from codesign.errors import DesignError, PluginError, UserError
-from codesign.model.analytical import AnalyticalModel
-from codesign.model.plugins import CostModel, Evaluator
-from codesign.space import Candidates, DesignSpace
 
 __version__ = "0.1.0"
+
+# Imported on first use, so that `codesign --help` and `codesign cycles` start without
+# loading optuna, pandas and matplotlib.
+_LAZY = {
+    "Run": "codesign.api",
+    "build": "codesign.api",
+    "explore": "codesign.api",
+    "open_run": "codesign.api",
+    "report": "codesign.api",
+    "show": "codesign.api",
+    "Design": "codesign.design",
+    "load_design": "codesign.design",
+    "parse_design": "codesign.design",
+    "AnalyticalModel": "codesign.model.analytical",
+    "CostModel": "codesign.model.plugins",
+    "Evaluator": "codesign.model.plugins",
+    "Candidates": "codesign.space",
+    "DesignSpace": "codesign.space",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'codesign' has no attribute {name!r}")
 
 __all__ = [
     "AnalyticalModel",

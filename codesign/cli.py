@@ -1,4 +1,4 @@
-"""The shell entry point: ``codesign explore | report | show | cycles`` (also ``python -m codesign``).
+"""The shell entry point: ``codesign explore | report | show | cycles | surrogate`` (also ``python -m codesign``).
 
 User errors (bad design file, bad flag, failing plug-in, wrong run folder) print one
 message and exit with code 2; nothing is left half-written.
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--storage", help="Optuna storage URL instead of the run folder's journal file")
     ex.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default: auto)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ex.add_argument("--oracle", help="slow trusted oracle (emulated, scalesim, package.module:attr): surrogate-assisted search")
+    ex.add_argument("--oracle-budget", type=_positive_int, help="designs the oracle may evaluate (with --oracle)")
 
     rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
     rp.add_argument("run", help="run folder")
@@ -63,18 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     from codesign.cycles import add_cycles_parser
 
     add_cycles_parser(sub)
+    from codesign.surrogate_cli import add_surrogate_parser
+
+    add_surrogate_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from codesign import api  # after parsing: `--help` stays fast
-
     try:
+        if args.command in ("explore", "report", "show"):
+            from codesign import api  # after parsing, and only here: `--help` and `cycles` start fast
         if args.command == "explore":
             run = api.explore(
                 args.design, trials=args.trials, seed=args.seed, out=args.out, storage=args.storage,
                 device=args.device, progress=not args.no_progress and sys.stderr.isatty(),
+                oracle=args.oracle, oracle_budget=args.oracle_budget,
             )
             s = run.summary
             print(
@@ -92,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             from codesign.cycles import run_cycles
 
             run_cycles(args)
+        elif args.command == "surrogate":
+            from codesign.surrogate_cli import run_surrogate
+
+            run_surrogate(args)
     except UserError as error:
         print(f"codesign: error: {error}", file=sys.stderr)
         return 2

@@ -135,7 +135,8 @@ def area_breakdown_mm2(
     for name, value in t.items():
         _check(name, value, positive=False)
     pe_rows, pe_cols, sram_kib, n_cores, n_dram_ports = t.values()
-    shape = torch.broadcast_shapes(*(v.shape for v in t.values()))
+    # broadcast_tensors, not broadcast_shapes: the latter imports sympy (~2 s) on first use.
+    shape = torch.broadcast_tensors(*t.values())[0].shape
 
     pe_array = n_cores * pe_rows * pe_cols * (node.pe_area_um2[precision_bytes] * 1e-6)
     sram = n_cores * sram_kib * node.sram_area_mm2_per_kib
