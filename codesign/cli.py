@@ -7,30 +7,10 @@ message and exit with code 2; nothing is left half-written.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
+from codesign.argtypes import non_negative_int, positive_int
 from codesign.errors import UserError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
-    return value
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,21 +26,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     ex = sub.add_parser("explore", help="search a design file's space; write trials, front, plot and summary")
     ex.add_argument("design", help="design file (TOML)")
-    ex.add_argument("--trials", type=_positive_int, help="total trials the run should hold (default: the design's search.trials)")
-    ex.add_argument("--seed", type=_non_negative_int, help="random seed (default: the design's search.seed)")
+    ex.add_argument("--trials", type=positive_int, help="total trials the run should hold (default: the design's search.trials)")
+    ex.add_argument("--seed", type=non_negative_int, help="random seed (default: the design's search.seed)")
     ex.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest); an existing run resumes")
     ex.add_argument("--storage", help="Optuna storage URL instead of the run folder's journal file")
     ex.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default: auto)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex.add_argument("--oracle", help="slow trusted oracle (emulated, scalesim, package.module:attr): surrogate-assisted search")
-    ex.add_argument("--oracle-budget", type=_positive_int, help="designs the oracle may evaluate (with --oracle)")
+    ex.add_argument("--oracle-budget", type=positive_int, help="designs the oracle may evaluate (with --oracle)")
 
     rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
     rp.add_argument("run", help="run folder")
 
     sh = sub.add_parser("show", help="floorplan, Gantt chart and GraphML of one trial's design")
     sh.add_argument("run", help="run folder")
-    sh.add_argument("--trial", type=_non_negative_int, required=True, help="trial number")
+    sh.add_argument("--trial", type=non_negative_int, required=True, help="trial number")
 
     from codesign.cycles import add_cycles_parser
 

@@ -22,6 +22,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from codesign.argtypes import positive_float, positive_int
 from codesign.errors import UserError
 
 #: SCALE-Sim's default SRAM partitions in kB (``scale_config.py``).
@@ -29,24 +30,8 @@ DEFAULT_SRAM_KB = (256, 256, 128)
 COLUMNS = ("layer", "compute_cycles", "stall_cycles", "total_cycles", "utilization")
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def add_cycles_parser(sub) -> argparse.ArgumentParser:
@@ -57,13 +42,13 @@ def add_cycles_parser(sub) -> argparse.ArgumentParser:
     )
     parser.add_argument("--topology", required=True, help="SCALE-Sim topology CSV (conv or GEMM form)")
     parser.add_argument("--config", help="SCALE-Sim .cfg for array, SRAM, dataflow and bandwidth (flags override it)")
-    parser.add_argument("--array-h", type=_positive_int, help="array height (rows of PEs)")
-    parser.add_argument("--array-w", type=_positive_int, help="array width (columns of PEs)")
+    parser.add_argument("--array-h", type=positive_int, help="array height (rows of PEs)")
+    parser.add_argument("--array-w", type=positive_int, help="array width (columns of PEs)")
     parser.add_argument("--dataflow", choices=["os", "ws", "is"], help="output, weight or input stationary")
-    parser.add_argument("--ifmap-sram-kb", type=_positive_int, help="ifmap SRAM in kB (default 256)")
-    parser.add_argument("--filter-sram-kb", type=_positive_int, help="filter SRAM in kB (default 256)")
-    parser.add_argument("--ofmap-sram-kb", type=_positive_int, help="ofmap SRAM in kB (default 128)")
-    parser.add_argument("--bandwidth", type=_positive_float,
+    parser.add_argument("--ifmap-sram-kb", type=positive_int, help="ifmap SRAM in kB (default 256)")
+    parser.add_argument("--filter-sram-kb", type=positive_int, help="filter SRAM in kB (default 256)")
+    parser.add_argument("--ofmap-sram-kb", type=positive_int, help="ofmap SRAM in kB (default 128)")
+    parser.add_argument("--bandwidth", type=positive_float,
                         help="DRAM bandwidth of each operand in words per cycle (default: ample, no stalls)")
     parser.add_argument("--word-bytes", type=int, choices=[1, 2, 4], default=1, help="bytes per word (default 1)")
     parser.add_argument("--gemm", action="store_true", help="read the topology as GEMMs (Layer, M, N, K) whatever its header")
