@@ -232,9 +232,6 @@ def test_storage_that_does_not_open(capsys, tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "search/storage.py open_storage puts str(error) into the message; SQLAlchemy's errors end with "
-    "'\\n(Background on this error at: https://sqlalche.me/...)', so the error is two lines on stderr"))
 def test_sqlite_storage_that_does_not_open_is_one_line(capsys, tmp_path):
     design = write_design(tmp_path)
     out = tmp_path / "out"

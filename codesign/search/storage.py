@@ -85,7 +85,8 @@ def open_storage(out: Path, url: str | None) -> tuple[optuna.storages.BaseStorag
     try:
         return optuna.storages.get_storage(url), url
     except Exception as error:  # bad scheme, missing driver, unreachable server
-        raise UserError(f"--storage {url!r}: cannot open this Optuna storage: {type(error).__name__}: {error}") from None
+        reason = (str(error).strip().splitlines() or [""])[0]  # SQLAlchemy appends a second "Background" line
+        raise UserError(f"--storage {url!r}: cannot open this Optuna storage: {type(error).__name__}: {reason}") from None
 
 
 def load_or_create_study(storage: optuna.storages.BaseStorage, directions: list[str], study_name: str = STUDY_NAME) -> optuna.Study:
