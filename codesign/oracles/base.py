@@ -26,6 +26,7 @@ for a command-line simulator and :mod:`codesign.oracles.emulated` for a cheap st
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import math
@@ -214,7 +215,7 @@ def _simulate_in_worker(oracle: "Oracle", job: LayerJob) -> tuple[dict, float]:
     return out, time.perf_counter() - t0
 
 
-class Oracle:
+class Oracle(abc.ABC):
     """Base class of oracles: implement :meth:`simulate`; call :meth:`run`.
 
     Args:
@@ -242,11 +243,11 @@ class Oracle:
         self.stats = OracleStats()
         self._executor: Executor | None = None
 
-    # --- to implement ----------------------------------------------------------------------
+    # --- what a subclass implements ------------------------------------------------------
+    @abc.abstractmethod
     def simulate(self, job: LayerJob) -> dict:
         """Cycles of one job: ``{"total_cycles": ..., "compute_cycles": ..., "stall_cycles": ...}``
         (the last two may be ``None``). Runs in a worker; may be slow; must be deterministic."""
-        raise NotImplementedError
 
     def prepare(self, job: LayerJob) -> LayerJob:
         """The job as the oracle will really run it (e.g. sizes rounded to what the simulator
