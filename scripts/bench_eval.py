@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codesign.design import load_design, parse_design  # noqa: E402
+from codesign.errors import UserError  # noqa: E402
 from codesign.model.plugins import Evaluator  # noqa: E402
 from codesign.search.explore import resolve_device  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
@@ -294,7 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         _memory_child(args.memory_child, getattr(torch, args.dtype), [int(p) for p in args.populations.split(",")])
         return 0
 
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except UserError as error:
+        print(f"bench_eval: {error}", file=sys.stderr)
+        return 2
     dtype = getattr(torch, args.dtype)
     thread_counts = [int(t) for t in args.threads.split(",")] if args.threads else [torch.get_num_threads()]
     populations = [int(p) for p in args.populations.split(",")] if args.populations else (QUICK_POPULATIONS if args.quick else POPULATIONS)

@@ -56,6 +56,7 @@ from bench_eval import machine_info  # noqa: E402
 
 from codesign import api  # noqa: E402
 from codesign.design import load_design  # noqa: E402
+from codesign.errors import UserError  # noqa: E402
 from codesign.model.plugins import Evaluator  # noqa: E402
 from codesign.search import explore as explore_module  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
@@ -294,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = parser.parse_args(argv)
 
+    try:
+        explore_module.resolve_device(args.device)
+    except UserError as error:
+        print(f"bench_search: {error}", file=sys.stderr)
+        return 2
     trial_counts = [int(n) for n in args.trials.split(",")] if args.trials else ([1000] if args.quick else TRIALS)
     repeats = 1 if args.quick else args.repeats
     dtype = getattr(torch, args.dtype)
