@@ -155,25 +155,25 @@ def explore(
             bar.close()
     wall = time.perf_counter() - start
 
-    run = _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False))
-    run.summary.update(
-        {
-            "seed": seed,
-            "device": str(evaluator.device),
-            "trials_added": added,
-            "wall_s": wall,
-            "evals_per_s": timings.evaluated / timings.evaluate_s if timings.evaluate_s > 0 else None,
-            "trials_per_s": added / wall if wall > 0 else None,
-            "timings_s": timings.as_dict(),
-            "storage": storage_desc,
-        }
-    )
-    write_json(run.summary, out / "summary.json")
-    return run
+    run_stats = {
+        "seed": seed,
+        "device": str(evaluator.device),
+        "trials_added": added,
+        "wall_s": wall,
+        "evals_per_s": timings.evaluated / timings.evaluate_s if timings.evaluate_s > 0 else None,
+        "trials_per_s": added / wall if wall > 0 else None,
+        "timings_s": timings.as_dict(),
+        "storage": storage_desc,
+    }
+    return _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
 
 
-def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials) -> Run:
-    """trials.csv, front.csv, front.png and summary.json from the study's trials."""
+def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials, *, run_stats: dict) -> Run:
+    """trials.csv, front.csv, front.png and summary.json from the study's trials.
+
+    ``run_stats`` (seed, wall time, throughput, ...) describe the run that made the trials;
+    they go into summary.json beside what is computed here from the trials.
+    """
     design = space.design
     objectives = design.objectives.minimize
     frame = _effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
@@ -205,6 +205,7 @@ def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trial
     write_csv(frame, out / "trials.csv")
     write_csv(front, out / "front.csv")
     plot_front(frame, front, objectives, out / "front.png", knee=knee, title=f"{design.workload.network}: {len(frame)} trials")
+    summary.update(run_stats)
     write_json(summary, out / "summary.json")
     return Run(out=out, trials=frame, front=front, summary=summary)
 
@@ -249,7 +250,11 @@ def report(out: str | Path) -> list[Path]:
     space, evaluator, info = _load_run_space(out)
     backend, _ = open_storage(out, info.get("storage_url"))
     persistent = load_or_create_study(backend, ["minimize"] * len(space.design.objectives.minimize))
-    run = _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False))
+    # Keep what only the run itself measured (seed, wall time, throughput) from its summary.
+    previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+    run_keys = ("seed", "device", "trials_added", "wall_s", "evals_per_s", "trials_per_s", "timings_s", "storage")
+    run_stats = {k: previous[k] for k in run_keys if k in previous}
+    run = _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
     objectives = run.objectives
     paths = [out / "front.png"]
     if len(run.front):
