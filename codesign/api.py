@@ -37,7 +37,9 @@ from codesign.search.explore import (
     space_fingerprint,
 )
 from codesign.search.pareto import hypervolume, hypervolume_history, knee_point, reference_point
+from codesign.search.refine import REFINE_METHODS, check_refinable, refine_front
 from codesign.search.storage import STUDY_NAME, load_or_create_study, open_storage
+from codesign.search.strategies import check_strategy
 from codesign.space import DesignSpace
 
 
@@ -85,6 +87,9 @@ def explore(
     say=lambda msg: print(msg, file=sys.stderr),
     oracle=None,
     oracle_budget: int | None = None,
+    strategy: str | None = None,
+    sampler: str | None = None,
+    refine: str | None = None,
 ) -> Run:
     """Search the design space jointly and write the run folder ``out``.
 
@@ -97,6 +102,12 @@ def explore(
         storage: an Optuna storage URL instead of the run folder's journal file.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a progress bar.
+        strategy: ``joint`` (default), ``sequential`` or ``random`` (:mod:`codesign.search.strategies`);
+            default: the design's ``search.strategy``.
+        sampler: ``nsga2`` (default), ``nsga3`` or ``tpe``, for the joint strategy.
+        refine: ``mgda`` or ``pcgrad``: after the search, gradient steps on the relaxed model
+            from the front's designs add refined designs as trials (:mod:`codesign.search.refine`);
+            ``none`` (default: the design's ``search.refine``).
         oracle, oracle_budget: an oracle (``emulated``, ``scalesim``, ``package.module:attr``)
             and the designs it may evaluate: the surrogate-assisted loop instead
             (:mod:`codesign.search.surrogate_loop`; ``trials`` is then per round).
@@ -107,6 +118,9 @@ def explore(
             raise UserError("--oracle and --oracle-budget go together: name an oracle and the designs it may evaluate")
         if storage is not None:
             raise UserError("--storage: an oracle run keeps its rounds in memory; leave --storage out")
+        for flag, value, default in (("--strategy", strategy, "joint"), ("--sampler", sampler, "nsga2"), ("--refine", refine, "none")):
+            if value not in (None, default):
+                raise UserError(f"{flag} {value}: the oracle loop runs its own NSGA-II search on the surrogate; leave {flag} out with --oracle")
         from codesign.search.surrogate_loop import explore_with_oracle
 
         return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials,
@@ -115,10 +129,25 @@ def explore(
     if n_trials < 1:
         raise UserError(f"--trials {n_trials}: expected a positive number of trials")
     seed = design.search.seed if seed is None else seed
+    strategy = design.search.strategy if strategy is None else strategy
+    sampler = design.search.sampler if sampler is None else sampler
+    refine = design.search.refine if refine is None else refine
+    check_strategy(strategy, sampler)
+    if refine not in REFINE_METHODS:
+        raise UserError(f"--refine {refine!r}: expected one of {', '.join(REFINE_METHODS)}")
     space, evaluator = build(design, device=device)
+    if refine != "none":
+        check_refinable(space, evaluator)
     out = Path(out)
     fingerprint = space_fingerprint(space)
     resuming = prepare_run_folder(out, fingerprint, design, storage)
+    if resuming:
+        before = json.loads((out / RUN_FILE).read_text()).get("strategy", {"strategy": "joint", "sampler": "nsga2"})
+        if (before.get("strategy"), before.get("sampler")) != (strategy, sampler):
+            raise UserError(
+                f"--out {out}: holds a run of --strategy {before.get('strategy')} --sampler {before.get('sampler')}; "
+                f"resume it with those, or use another --out for --strategy {strategy} --sampler {sampler}"
+            )
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -137,6 +166,7 @@ def explore(
             "design": design.model_dump(mode="json"),
             "design_source": str(Path(design.source).resolve()) if Path(design.source).is_file() else design.source,
             "metrics": evaluator.metric_names,
+            "strategy": {"strategy": strategy, "sampler": sampler},
         }
         write_json(info, out / RUN_FILE)
         if Path(design.source).is_file():
@@ -149,14 +179,21 @@ def explore(
 
         bar = tqdm(total=n_trials, initial=min(n_trials, len(persistent.get_trials(deepcopy=False))), unit="trial", desc="explore", file=sys.stderr)
     try:
-        timings, added = run_search(space, evaluator, persistent, n_trials=n_trials, seed=seed, progress=bar.update if bar else None, say=say)
+        timings, added = run_search(space, evaluator, persistent, n_trials=n_trials, seed=seed, progress=bar.update if bar else None,
+                                    say=say, strategy=strategy, sampler=sampler)
     finally:
         if bar is not None:
             bar.close()
+    refined = None
+    if refine != "none":
+        refined = refine_front(space, evaluator, persistent, method=refine, seed=seed, say=say)
     wall = time.perf_counter() - start
 
     run_stats = {
         "seed": seed,
+        "strategy": strategy,
+        "sampler": sampler,
+        "refine": refined.as_dict() if refined is not None else None,
         "device": str(evaluator.device),
         "trials_added": added,
         "wall_s": wall,
@@ -252,7 +289,7 @@ def report(out: str | Path) -> list[Path]:
     persistent = load_or_create_study(backend, ["minimize"] * len(space.design.objectives.minimize))
     # Keep what only the run itself measured (seed, wall time, throughput) from its summary.
     previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
-    run_keys = ("seed", "device", "trials_added", "wall_s", "evals_per_s", "trials_per_s", "timings_s", "storage")
+    run_keys = ("seed", "strategy", "sampler", "refine", "device", "trials_added", "wall_s", "evals_per_s", "trials_per_s", "timings_s", "storage")
     run_stats = {k: previous[k] for k in run_keys if k in previous}
     run = _write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
     objectives = run.objectives

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex.add_argument("--oracle", help="slow trusted oracle (emulated, scalesim, package.module:attr): surrogate-assisted search")
     ex.add_argument("--oracle-budget", type=positive_int, help="designs the oracle may evaluate (with --oracle)")
+    ex.add_argument("--strategy", choices=["joint", "sequential", "random"],
+                    help="joint NSGA-II over hardware and schedule (default), sequential (hardware first, then schedule), random")
+    ex.add_argument("--sampler", choices=["nsga2", "nsga3", "tpe"], help="the joint strategy's Optuna sampler (default: nsga2)")
+    ex.add_argument("--refine", choices=["none", "mgda", "pcgrad"],
+                    help="after the search, gradient steps on the relaxed model from the front (MGDA or PCGrad) add refined designs")
 
     rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
     rp.add_argument("run", help="run folder")
@@ -60,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             run = api.explore(
                 args.design, trials=args.trials, seed=args.seed, out=args.out, storage=args.storage,
                 device=args.device, progress=not args.no_progress and sys.stderr.isatty(),
-                oracle=args.oracle, oracle_budget=args.oracle_budget,
+                oracle=args.oracle, oracle_budget=args.oracle_budget, strategy=args.strategy, sampler=args.sampler,
+                refine=args.refine,
             )
             s = run.summary
             print(

@@ -135,7 +135,9 @@ class ScheduleSpec(_Section):
 class SearchSpec(_Section):
     """``[search]``: the optimiser's settings."""
 
-    sampler: Literal["nsga2"] = "nsga2"
+    strategy: Literal["joint", "sequential", "random"] = "joint"  # codesign.search.strategies
+    sampler: Literal["nsga2", "nsga3", "tpe"] = "nsga2"  # joint strategy only
+    refine: Literal["none", "mgda", "pcgrad"] = "none"  # gradient refinement of the front (codesign.search.refine)
     population: Annotated[int, Field(ge=2)] = 64
     trials: PositiveInt = 1000
     seed: Annotated[int, Field(ge=0)] = 0

@@ -398,6 +398,12 @@ class Nsga2:
         self._random_fill(codes, drop)
         return codes
 
+    def random_rows(self, n: int) -> np.ndarray:
+        """``n`` rows drawn as Optuna's ``RandomSampler`` draws every knob (the random stream)."""
+        codes = np.zeros((n, self.dimension), dtype=np.int64)
+        self._random_fill(codes, np.ones_like(codes, dtype=bool))
+        return codes
+
     def _children(self, codes: np.ndarray, drop: np.ndarray, parents: list[FrozenTrial], first: list[FrozenTrial] | None) -> None:
         """NSGAIIChildGenerationStrategy.__call__, child by child, on code rows (same draws from the same stream)."""
         rng = self.rng
@@ -538,6 +544,94 @@ def _restore_cache(space: DesignSpace, trials: list[FrozenTrial], metric_names: 
             state.cache.setdefault(key, entry)
 
 
+
+class BatchLoop:
+    """One batch of code rows → evaluated (each distinct design once, ever), finished trials, stored.
+
+    Shared by the NSGA-II loop and the other strategies (:mod:`codesign.search.strategies`):
+    the cache of results by canonical row, the objectives, the budgets as Optuna
+    constraints (``constraints:<name>`` system attributes), the metrics, the batched
+    write, the timings.
+    """
+
+    def __init__(self, space: DesignSpace, evaluator: Evaluator, persistent: optuna.Study, *, fast_storage: bool, say) -> None:
+        design = space.design
+        self.space, self.evaluator, self.say = space, evaluator, say
+        self.metric_names = evaluator.metric_names
+        self.obj_idx = [self.metric_names.index(o) for o in design.objectives.minimize]
+        self.con_items = [(self.metric_names.index(name), bound, f"{_CONSTRAINTS_KEY}:{name}") for name, bound in design.constraints.items()]
+        self.distributions = space.distributions  # one dict shared by every trial of the run
+        self.writer = TrialWriter(persistent, fast=fast_storage)
+        self.stored = persistent.get_trials(deepcopy=False)
+        self.previous = [t for t in self.stored if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+        self.state = SearchState()
+        _restore_cache(space, self.previous, self.metric_names, self.state)
+        self.next_number = len(self.stored)
+        self.timings = Timings()
+
+    def evaluate(self, rows: torch.Tensor) -> list[bytes]:
+        """Run the rows not seen before through the model; returns every row's cache key."""
+        keys = _row_keys(self.space, rows)
+        cache, todo = self.state.cache, {}
+        for i, key in enumerate(keys):
+            if key not in cache and key not in todo:
+                todo[key] = i
+        if todo:
+            values, errors = self.evaluator.evaluate_rows(rows[torch.tensor(list(todo.values()))])
+            for j, (key, i) in enumerate(todo.items()):
+                cache[key] = (values[j], errors[j], self.next_number + i)
+            self.timings.evaluated += len(todo)
+        return keys
+
+    def run(self, codes: np.ndarray, *, t0: float, params, system_attrs: dict | list[dict], study_attrs: dict, params_json=None) -> list[FrozenTrial]:
+        """Evaluate, finish and store the batch ``codes`` (sampled since ``t0``); returns its trials.
+
+        ``system_attrs``: the trials' system attributes, one dict for all or one per row.
+        """
+        t1 = time.perf_counter()
+        started = datetime.now()
+        keys = self.evaluate(torch.from_numpy(codes))
+        t2 = time.perf_counter()
+        finished = datetime.now()
+        frozen = []
+        complete, fail = TrialState.COMPLETE, TrialState.FAIL
+        number = self.next_number
+        for i, (row, key) in enumerate(zip(codes.tolist(), keys)):
+            values, error, first = self.state.cache[key]
+            user_attrs: dict = {}
+            if first != number + i:
+                user_attrs["duplicate_of"] = first
+            attrs = dict(system_attrs[i] if isinstance(system_attrs, list) else system_attrs)
+            if error is not None:
+                user_attrs["fail_reason"] = error
+                trial_state, trial_values = fail, None
+            else:
+                for m, bound, key_name in self.con_items:
+                    attrs[key_name] = float((values[m] - bound) / bound)
+                user_attrs["metrics"] = dict(zip(self.metric_names, values.tolist()))
+                trial_state, trial_values = complete, [float(values[m]) for m in self.obj_idx]
+            frozen.append(FrozenTrial(
+                number=number + i, state=trial_state, value=None, values=trial_values,
+                datetime_start=started, datetime_complete=finished, params=params(row),
+                distributions=self.distributions, user_attrs=user_attrs, system_attrs=attrs,
+                intermediate_values={}, trial_id=-1,
+            ))
+        t3 = time.perf_counter()
+        self.writer.write(frozen, study_attrs, params_json=params_json(codes) if (self.writer.fast and params_json) else None)
+        if frozen and frozen[0].number != number:  # someone else wrote to the study meanwhile
+            self.say(f"warning: trials were added to the study by another process; numbering continues at {frozen[-1].number + 1}")
+        self.next_number = frozen[-1].number + 1 if frozen else number
+        t4 = time.perf_counter()
+        timings = self.timings
+        timings.sample_s += t1 - t0
+        timings.evaluate_s += t2 - t1
+        timings.tell_s += t3 - t2
+        timings.store_s += t4 - t3
+        timings.generations.append((len(codes), t4 - t0))
+        timings.phases.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+        return frozen
+
+
 def run_search(
     space: DesignSpace,
     evaluator: Evaluator,
@@ -549,8 +643,14 @@ def run_search(
     say=print,
     fast_storage: bool = True,
     cpu_threads: int | None = None,
+    strategy: str = "joint",
+    sampler: str = "nsga2",
 ) -> tuple[Timings, int]:
     """Add trials to ``persistent`` until it holds ``n_trials`` finished ones.
+
+    ``strategy``/``sampler`` other than ``joint``/``nsga2`` hand the run to
+    :func:`codesign.search.strategies.run_strategy` (sequential and random baselines,
+    Optuna's NSGA-III and TPE samplers).
 
     Returns the timings and the number of trials added. For benchmarks:
     ``fast_storage=False`` writes through Optuna's public storage calls only;
@@ -559,87 +659,35 @@ def run_search(
     """
     design = space.design
     objectives = design.objectives.minimize
-    metric_names = evaluator.metric_names
-    obj_idx = [metric_names.index(o) for o in objectives]
-    con_items = [(metric_names.index(name), bound, f"{_CONSTRAINTS_KEY}:{name}") for name, bound in design.constraints.items()]
+    if (strategy, sampler) != ("joint", "nsga2"):
+        from codesign.search.strategies import run_strategy
+
+        return run_strategy(space, evaluator, persistent, strategy=strategy, sampler=sampler, n_trials=n_trials, seed=seed,
+                            progress=progress, say=say, fast_storage=fast_storage, cpu_threads=cpu_threads)
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    writer = TrialWriter(persistent, fast=fast_storage)
-    stored = persistent.get_trials(deepcopy=False)
-    previous = [t for t in stored if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    loop = BatchLoop(space, evaluator, persistent, fast_storage=fast_storage, say=say)
     nsga = Nsga2(
         space, population=design.search.population, crossover_prob=design.search.crossover_prob,
         mutation_prob=design.search.mutation_prob, seed=seed, n_objectives=len(objectives),
     )
-    if previous:
-        nsga.restore(stored, study_system_attrs(persistent), len(previous))
-    state = SearchState()
-    _restore_cache(space, previous, metric_names, state)
-    next_number = len(stored)
+    if loop.previous:
+        nsga.restore(loop.stored, study_system_attrs(persistent), len(loop.previous))
 
-    timings, added = Timings(), 0
-    n_done = len(previous)
+    added, n_done = 0, len(loop.previous)
     remaining = n_trials - n_done
-    distributions = nsga.distributions
-    complete, fail = TrialState.COMPLETE, TrialState.FAIL
-    with _StopOnInterrupt(state, say), _torch_threads(evaluator.device, design.search.population, cpu_threads), _no_full_gc():
-        while remaining > 0 and not state.stop_requested:
+    with _StopOnInterrupt(loop.state, say), _torch_threads(evaluator.device, design.search.population, cpu_threads), _no_full_gc():
+        while remaining > 0 and not loop.state.stop_requested:
             t0 = time.perf_counter()
             generation, room = nsga.next_generation()
             batch = min(room, remaining)
-            started = datetime.now()
             codes = nsga.sample(generation, batch)
-            rows = torch.from_numpy(codes)
-            t1 = time.perf_counter()
-            keys = _row_keys(space, rows)
-            todo: dict[bytes, int] = {}
-            for i, key in enumerate(keys):
-                if key not in state.cache and key not in todo:
-                    todo[key] = i
-            if todo:
-                values, errors = evaluator.evaluate_rows(rows[torch.tensor(list(todo.values()))])
-                for j, (key, i) in enumerate(todo.items()):
-                    state.cache[key] = (values[j], errors[j], next_number + i)
-                timings.evaluated += len(todo)
-            t2 = time.perf_counter()
-            finished = datetime.now()
-            frozen = []
-            for i, (row, key) in enumerate(zip(codes.tolist(), keys)):
-                values, error, first = state.cache[key]
-                user_attrs: dict = {}
-                if first != next_number + i:
-                    user_attrs["duplicate_of"] = first
-                system_attrs: dict = {GENERATION_KEY: generation}
-                if error is not None:
-                    user_attrs["fail_reason"] = error
-                    trial_state, trial_values = fail, None
-                else:
-                    for m, bound, key_name in con_items:
-                        system_attrs[key_name] = float((values[m] - bound) / bound)
-                    user_attrs["metrics"] = dict(zip(metric_names, values.tolist()))
-                    trial_state, trial_values = complete, [float(values[m]) for m in obj_idx]
-                frozen.append(FrozenTrial(
-                    number=next_number + i, state=trial_state, value=None, values=trial_values,
-                    datetime_start=started, datetime_complete=finished, params=nsga.params(row),
-                    distributions=distributions, user_attrs=user_attrs, system_attrs=system_attrs,
-                    intermediate_values={}, trial_id=-1,
-                ))
-            t3 = time.perf_counter()
-            writer.write(frozen, nsga.take_study_attrs(n_done + batch), params_json=nsga.params_json(codes) if writer.fast else None)
-            if frozen and frozen[0].number != next_number:  # someone else wrote to the study meanwhile
-                say(f"warning: trials were added to the study by another process; numbering continues at {frozen[-1].number + 1}")
-            next_number = frozen[-1].number + 1 if frozen else next_number
+            frozen = loop.run(codes, t0=t0, params=nsga.params, system_attrs={GENERATION_KEY: generation},
+                              study_attrs=nsga.take_study_attrs(n_done + batch), params_json=nsga.params_json)
             nsga.record(frozen, codes)
-            t4 = time.perf_counter()
-            timings.sample_s += t1 - t0
-            timings.evaluate_s += t2 - t1
-            timings.tell_s += t3 - t2
-            timings.store_s += t4 - t3
-            timings.generations.append((batch, t4 - t0))
-            timings.phases.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
             added += batch
             n_done += batch
             remaining -= batch
             if progress is not None:
                 progress(batch)
-    return timings, added
+    return loop.timings, added
