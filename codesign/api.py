@@ -186,7 +186,8 @@ def explore(
             bar.close()
     refined = None
     if refine != "none":
-        refined = refine_front(space, evaluator, persistent, method=refine, seed=seed, say=say)
+        refined = refine_front(space, evaluator, persistent, method=refine, seed=seed, starts=design.search.refine_starts,
+                               steps=design.search.refine_steps, say=say)
     wall = time.perf_counter() - start
 
     run_stats = {

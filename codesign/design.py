@@ -138,6 +138,8 @@ class SearchSpec(_Section):
     strategy: Literal["joint", "sequential", "random"] = "joint"  # codesign.search.strategies
     sampler: Literal["nsga2", "nsga3", "tpe"] = "nsga2"  # joint strategy only
     refine: Literal["none", "mgda", "pcgrad"] = "none"  # gradient refinement of the front (codesign.search.refine)
+    refine_starts: PositiveInt = 32  # front designs refinement starts from
+    refine_steps: PositiveInt = 20  # gradient steps from each
     population: Annotated[int, Field(ge=2)] = 64
     trials: PositiveInt = 1000
     seed: Annotated[int, Field(ge=0)] = 0

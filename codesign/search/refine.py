@@ -20,8 +20,9 @@ them into one step:
 * ``mgda`` — the multiple-gradient descent algorithm: the minimum-norm point of the convex
   hull of the gradients is a direction that decreases every objective at once, or zero at
   a Pareto-stationary point (Désidéri, "Multiple-gradient descent algorithm (MGDA) for
-  multiobjective optimization", C. R. Acad. Sci. Paris 350, 2012; solved by Frank-Wolfe as
-  in Sener & Koltun, "Multi-Task Learning as Multi-Objective Optimization", NeurIPS 2018);
+  multiobjective optimization", C. R. Acad. Sci. Paris 350, 2012; its min-norm problem is
+  solved exactly over the active sets; used for learning by Sener & Koltun, "Multi-Task
+  Learning as Multi-Objective Optimization", NeurIPS 2018);
 * ``pcgrad`` — projecting conflicting gradients: each gradient loses its component along
   any other gradient it conflicts with (negative inner product), in random order, and the
   projected gradients are summed (Yu et al., "Gradient Surgery for Multi-Task Learning",
@@ -79,10 +80,11 @@ def check_refinable(space: DesignSpace, evaluator: Evaluator) -> None:
     design = space.design
     provided = evaluator.model.provides
     for name in design.objectives.minimize:
-        if name not in provided:
+        plugin = next((type(p).__name__ for p in evaluator.plugins if name in p.provides), None)
+        if name not in provided or plugin is not None:
             raise UserError(
-                f"{design.source}: objectives.minimize: {name!r} comes from a plug-in; --refine differentiates the built-in "
-                f"model, so its objectives must be among {', '.join(provided)}"
+                f"{design.source}: objectives.minimize: {name!r} comes from the plug-in {plugin}; --refine differentiates the "
+                f"built-in model, so every objective must be one of its metrics ({', '.join(provided)}) that no plug-in replaces"
             )
     if not relaxed_columns(space) and not dataflow_columns(space):
         raise UserError(f"{design.source}: --refine: the design searches no numeric hardware knob and no dataflow; nothing to relax")
@@ -105,10 +107,11 @@ class Relaxation:
         self.space, self.model = space, evaluator.model
         self.device, self.dtype = evaluator.model.device, evaluator.model.dtype
         self.numeric = relaxed_columns(space)
-        self.log_choices = {
-            name: torch.tensor([math.log(float(v)) for v in space.knobs[col].choices], dtype=self.dtype, device=self.device)
+        self.choices = {
+            name: torch.tensor([float(v) for v in space.knobs[col].choices], dtype=self.dtype, device=self.device)
             for name, col in self.numeric.items()
         }
+        self.log_choices = {name: values.log() for name, values in self.choices.items()}
         self.df_cols = dataflow_columns(space)
         choices = space.design.schedule.dataflow
         self.df_index = torch.tensor([DATAFLOWS.index(d) for d in choices], device=self.device)  # choice → ws/os/is
@@ -134,7 +137,7 @@ class Relaxation:
         """Log objectives ``[P, M]`` and the largest relative budget violation ``[P]`` of the relaxed designs."""
         c = self.space.decode(rows, dtype=self.dtype)
         for j, name in enumerate(self.numeric):
-            setattr(c, name, u[:, j].exp())
+            setattr(c, name, self.values(name, u[:, j]))
         weights = None
         if self.df_cols:
             P, L = rows.shape[0], self.layer_knob.shape[0]
@@ -157,6 +160,16 @@ class Relaxation:
             violation = torch.full((rows.shape[0],), -1.0, dtype=self.dtype, device=self.device)
         return logs, violation
 
+    def values(self, name: str, u: torch.Tensor) -> torch.Tensor:
+        """The knob's value ``exp(u)``, straight-through: forward a choice exactly where ``u`` is on one
+        (``exp(log(16))`` is not 16, and the model's ceilings would notice), PE counts as whole numbers."""
+        value = u.exp()
+        nearest = self.choices[name][(u[:, None] - self.log_choices[name][None, :]).abs().argmin(dim=1)]
+        forward = torch.where((value - nearest).abs() <= 1e-9 * nearest, nearest, value)
+        if name in ("pe_rows", "pe_cols"):
+            forward = forward.round().clamp_min(1.0)
+        return value + (forward - value).detach()
+
     def project(self, rows: torch.Tensor, u: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The nearest valid discrete designs: rows with the relaxed knobs rounded."""
         out = rows.clone()
@@ -174,21 +187,36 @@ class Relaxation:
         return torch.maximum(torch.minimum(u, high), low)
 
 
-def min_norm_weights(gram: torch.Tensor, iterations: int = 32) -> torch.Tensor:
-    """Weights ``[P, K]`` on the simplex minimising ``‖Σ w_k g_k‖²`` given the Gram matrices ``[P, K, K]`` (Frank-Wolfe)."""
+def min_norm_weights(gram: torch.Tensor) -> torch.Tensor:
+    """Weights ``[P, K]`` on the simplex minimising ``‖Σ w_k g_k‖²``, given the Gram matrices ``[P, K, K]``.
+
+    Exact, by enumerating the active sets: for each subset ``S`` of the gradients, the minimum
+    of ``wᵀGw`` on the affine hull ``Σ w = 1`` solves the KKT system ``[G_SS 1; 1ᵀ 0]``; the
+    best solution with ``w ≥ 0`` is the minimum over the simplex. ``K`` is the number of
+    objectives (and a budget), so the ``2^K − 1`` subsets are few.
+    """
     P, K, _ = gram.shape
-    w = torch.full((P, K), 1.0 / K, dtype=gram.dtype, device=gram.device)
-    for _ in range(iterations):
-        grad = torch.einsum("pkj,pj->pk", gram, w)  # ½ ∇ of wᵀGw
-        t = grad.argmin(dim=1)
-        e = torch.nn.functional.one_hot(t, K).to(gram.dtype)
-        d = e - w
-        # exact line search on the quadratic along d
-        num = -torch.einsum("pk,pk->p", grad, d)
-        den = torch.einsum("pk,pkj,pj->p", d, gram, d)
-        gamma = torch.where(den > 0, (num / den.clamp_min(1e-300)).clamp(0.0, 1.0), torch.zeros_like(num))
-        w = w + gamma[:, None] * d
-    return w
+    best_w = torch.zeros(P, K, dtype=gram.dtype, device=gram.device)
+    best_v = torch.full((P,), math.inf, dtype=gram.dtype, device=gram.device)
+    scale = gram.diagonal(dim1=1, dim2=2).amax(dim=1).clamp_min(1e-300)  # conditioning: solve on G / max ‖g‖²
+    g = gram / scale[:, None, None]
+    for mask in range(1, 2**K):
+        idx = torch.tensor([k for k in range(K) if mask >> k & 1], device=gram.device)
+        n = len(idx)
+        kkt = torch.zeros(P, n + 1, n + 1, dtype=gram.dtype, device=gram.device)
+        kkt[:, :n, :n] = g[:, idx][:, :, idx]
+        kkt[:, :n, n] = 1.0
+        kkt[:, n, :n] = 1.0
+        rhs = torch.zeros(P, n + 1, dtype=gram.dtype, device=gram.device)
+        rhs[:, n] = 1.0
+        sol = (torch.linalg.pinv(kkt) @ rhs[:, :, None])[:, :n, 0]
+        w = torch.zeros(P, K, dtype=gram.dtype, device=gram.device).index_copy(1, idx, sol)
+        ok = (sol >= -1e-12).all(dim=1) & ((sol.sum(dim=1) - 1).abs() < 1e-9)
+        value = torch.einsum("pk,pkj,pj->p", w, g, w)
+        better = ok & (value < best_v - 1e-15)
+        best_w = torch.where(better[:, None], w.clamp_min(0.0), best_w)
+        best_v = torch.where(better, value, best_v)
+    return best_w / best_w.sum(dim=1, keepdim=True)
 
 
 def combine(grads: torch.Tensor, method: str, gen: torch.Generator) -> torch.Tensor:
