@@ -215,7 +215,8 @@ def _write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trial
     design = space.design
     objectives = design.objectives.minimize
     frame = _effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
-    front = pareto_front(frame, objectives)
+    # One row per design: a design proposed again is a trial (with ``duplicate_of``) but not a second front point.
+    front = pareto_front(frame[frame["duplicate_of"].isna()], objectives)
     summary: dict[str, Any] = {
         "design": design.source,
         "workload": design.workload.network,
