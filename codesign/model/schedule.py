@@ -25,6 +25,8 @@ def list_schedule(
     preds: torch.Tensor,
     pred_mask: torch.Tensor,
     n_slots: int,
+    *,
+    pred_lists: list[list[int]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Start and finish cycle of every layer.
 
@@ -33,25 +35,90 @@ def list_schedule(
         core: ``[P, L]`` long, core of each layer (``< n_slots``).
         transfer: ``[P, L, J]`` cycles for the tensor of predecessor ``j`` to reach layer ``l``.
         preds: ``[L, J]`` long, predecessor layer indices (padding arbitrary).
-        pred_mask: ``[L, J]`` bool, which predecessor entries are real.
+        pred_mask: ``[L, J]`` bool, which predecessor entries are real (the real ones first).
         n_slots: number of core slots (the largest core count in the space).
+        pred_lists: the real predecessors of each layer, if the caller has them as lists
+            (read from ``preds``/``pred_mask`` otherwise: a host sync on cuda).
 
     Returns:
         ``(start, finish)``, each ``[P, L]``.
     """
-    P, L = cycles.shape
-    start = torch.zeros_like(cycles)
-    finish = torch.zeros_like(cycles)
-    core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
-    has_preds = pred_mask.any(dim=1).tolist()
+    if pred_lists is None:
+        pred_lists = predecessor_lists(preds, pred_mask)
+    P, L, J = transfer.shape
+    in_edges = [[(p, l * J + j) for j, p in enumerate(row)] for l, row in enumerate(pred_lists)]
+    # Layer-major: each step reads and writes contiguous rows.
+    start, finish = list_schedule_lp(cycles.t().contiguous(), core.t().contiguous(),
+                                     transfer.permute(1, 2, 0).reshape(L * J, P), in_edges, n_slots)
+    return start.t(), finish.t()
+
+
+def predecessor_lists(preds: torch.Tensor, pred_mask: torch.Tensor) -> list[list[int]]:
+    """The real predecessors of each layer, from the padded ``[L, J]`` tensors."""
+    return [[p for p, real in zip(row, mask) if real] for row, mask in zip(preds.tolist(), pred_mask.tolist())]
+
+
+def list_schedule_lp(
+    cycles: torch.Tensor,
+    core: torch.Tensor,
+    transfer: torch.Tensor,
+    in_edges: list[list[tuple[int, int]]],
+    n_slots: int,
+    *,
+    out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`list_schedule` in the layer-major layout.
+
+    Args:
+        cycles: ``[L, P]`` busy cycles of each layer on its core.
+        core: ``[L, P]`` long, core of each layer.
+        transfer: ``[E, P]`` cycles of each edge between layers.
+        in_edges: for each layer, its ``(predecessor layer, edge row of transfer)`` pairs.
+        n_slots: number of core slots.
+        out: tensors to write ``start``, ``finish`` (``[L, P]``), the cores' free times
+            (``[P, n_slots]``) and a scratch int32 ``[L, P]`` into, instead of new ones.
+
+    Returns:
+        ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
+    """
+    L, P = cycles.shape
+    if torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad):
+        return _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots)
+    if out is None:
+        start, finish = torch.empty_like(cycles), torch.empty_like(cycles)
+        core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
+        slot = torch.empty(L, P, dtype=torch.int32, device=cycles.device)
+    else:
+        start, finish, core_free, slot = out
+        core_free.zero_()
+    # The cores' free times candidate-major [P, n_slots]: one candidate's cores share a cache line.
+    # They are read through a flat index (p·n_slots + core: a 1-D gather, three times faster than
+    # gather along dim 1) and written with scatter.
+    torch.add(core, (torch.arange(P, dtype=torch.int32, device=core.device) * n_slots)[None, :], out=slot)
+    free = core_free.view(-1)
     for l in range(L):
-        c = core[:, l : l + 1]
-        ready = core_free.gather(1, c).squeeze(1)
-        if has_preds[l]:
-            idx = preds[l][pred_mask[l]]
-            arrival = finish[:, idx] + transfer[:, l, : idx.numel()]
-            ready = torch.maximum(ready, arrival.amax(dim=1))
-        start[:, l] = ready
-        finish[:, l] = ready + cycles[:, l]
-        core_free.scatter_(1, c, finish[:, l : l + 1])
+        ready = start[l]
+        torch.index_select(free, 0, slot[l], out=ready)
+        for p, e in in_edges[l]:  # max is exact: the order of the inputs does not matter
+            torch.maximum(ready, finish[p] + transfer[e], out=ready)
+        torch.add(ready, cycles[l], out=finish[l])
+        core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
     return start, finish
+
+
+def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots):
+    """:func:`list_schedule_lp` without writing into tensors (autograd records no in-place ops):
+    the same operations on the same values, so the same results."""
+    L, P = cycles.shape
+    core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
+    starts, finishes = [], []
+    for l in range(L):
+        c = core[l].view(P, 1)
+        ready = core_free.gather(1, c).view(P)
+        for p, e in in_edges[l]:
+            ready = torch.maximum(ready, finishes[p] + transfer[e])
+        finish = ready + cycles[l]
+        starts.append(ready)
+        finishes.append(finish)
+        core_free = core_free.scatter(1, c, finish.view(P, 1))
+    return torch.stack(starts), torch.stack(finishes)

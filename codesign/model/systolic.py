@@ -34,8 +34,42 @@ import torch
 WS, OS, IS = 0, 1, 2
 
 
+# --- rounding, straight-through for gradients ---------------------------------------------------
+#
+# Array sizes, SRAM and bandwidths may be continuous tensors that require grad (gradient
+# refinement of a design). Rounding has a zero gradient almost everywhere, which would stop every
+# gradient through fold counts and buffer sizes; these helpers round in the forward pass and let
+# the gradient through as if the rounding were the identity (straight-through estimator). The
+# forward value is bit-identical to the plain rounding: without grad the plain op is returned, and
+# with grad ``r + (x − x)`` adds an exact zero to the rounded value ``r``. (The lattice counts of
+# the stall model's window edges, :func:`floor_sum` and :func:`_boundary_hits`, stay plain: they
+# count discrete events, and their gradient is zero.)
+
+
+def _straight_through(x: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
+    if isinstance(x, torch.Tensor) and x.requires_grad:
+        return rounded.detach() + (x - x.detach())
+    return rounded
+
+
+def st_ceil(x: torch.Tensor) -> torch.Tensor:
+    """``⌈x⌉``; its gradient is that of ``x`` (straight-through)."""
+    return _straight_through(x, torch.ceil(x))
+
+
+def st_floor(x: torch.Tensor) -> torch.Tensor:
+    """``⌊x⌋``; its gradient is that of ``x`` (straight-through)."""
+    return _straight_through(x, torch.floor(x))
+
+
+def st_round(x: torch.Tensor) -> torch.Tensor:
+    """``x`` rounded half to even; its gradient is that of ``x`` (straight-through)."""
+    return _straight_through(x, torch.round(x))
+
+
 def _ceil_div(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return torch.ceil(a / b)
+    """``⌈a/b⌉``, differentiable as ``a/b`` (straight-through)."""
+    return st_ceil(a / b)
 
 
 def folds(m, n, k, h, w, dataflow: torch.Tensor):
@@ -51,7 +85,7 @@ def compute_cycles(m, n, k, h, w, dataflow: torch.Tensor) -> torch.Tensor:
     stream = torch.where(dataflow == OS, k, torch.where(dataflow == WS, m, n))
     fill = torch.where(dataflow == OS, h + w - 2, 2 * h + w - 2)
     cycles = row_folds * col_folds * (stream + fill) - 1
-    return torch.maximum(cycles, torch.ceil(m * n * k / (h * w)))
+    return torch.maximum(cycles, st_ceil(m * n * k / (h * w)))
 
 
 def sram_accesses(m, n, k, h, w, dataflow: torch.Tensor):
@@ -114,17 +148,17 @@ def refetch_factors(m, n, k, h, w, dataflow, *, ifmap_bytes, filter_bytes, psum_
 
 def _buffer_geometry(words: torch.Tensor):
     """``(eps, A, Pf_max, half)`` of a SCALE-Sim read buffer of ``words`` words."""
-    words = torch.clamp(torch.round(words), min=2.0)
-    eps = torch.ceil(words / 100)
-    active = torch.ceil(words / 2)
+    words = torch.clamp(st_round(words), min=2.0)
+    eps = st_ceil(words / 100)
+    active = st_ceil(words / 2)
     half = words - active
-    return eps, torch.ceil(active / eps), torch.ceil(half / eps), half
+    return eps, st_ceil(active / eps), st_ceil(half / eps), half
 
 
 def _ring(entries, words):
     """``(R, A, Pf, eps, streams)``: sets in the fetch list, window, slide and whether it ever misses."""
     eps, A, pf_max, _ = _buffer_geometry(words)
-    R = torch.ceil(entries / eps)
+    R = st_ceil(entries / eps)
     streams = R > A
     Pf = torch.clamp(torch.minimum(pf_max, R - A), min=1.0)
     return R, A, Pf, eps, streams
@@ -228,7 +262,7 @@ def prefetches_stream(entries, blocks, passes, block, jump, words, last_fraction
     jump = torch.minimum(jump, entries)
     first, later = _transition_wraps(torch.clamp(blocks - 1, min=0.0), block, jump, R, A, Pf, eps, last_fraction)
     wraps = first + torch.clamp(passes - 1, min=0.0) * later
-    k = torch.ceil(torch.clamp(passes * R - A, min=0.0) / Pf) + wraps * R / Pf
+    k = st_ceil(torch.clamp(passes * R - A, min=0.0) / Pf) + wraps * R / Pf
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
@@ -254,10 +288,14 @@ def prefetches_repeated_blocks(entries, blocks, repeats, block, jump, words, las
     fit = torch.clamp(torch.minimum(r, Pf - span_sets) - torch.clamp(r - span_sets, min=0.0), min=0.0) / span_sets
     fit = torch.where(A > Pf, torch.clamp(1.0 - span_sets / Pf, 0.0, 1.0), fit)
     miss = 1.0 - fit
-    series = torch.where(fit > 1e-9, (1.0 - miss**n_rep) / torch.clamp(fit, min=1e-9), n_rep)
+    if miss.requires_grad or n_rep.requires_grad:  # 0**n as a constant: its gradient in n (log 0) is NaN
+        power = torch.where(miss > 0, torch.where(miss > 0, miss, 1.0) ** n_rep, (n_rep == 0).to(miss.dtype))
+    else:
+        power = miss**n_rep
+    series = torch.where(fit > 1e-9, (1.0 - power) / torch.clamp(fit, min=1e-9), n_rep)
     wraps = torch.where(n_rep > 0, crossed * series, torch.zeros_like(series))
     first, _ = _transition_wraps(torch.clamp(blocks - 1, min=0.0), block, jump, R, A, Pf, eps, last_fraction)
-    k = torch.ceil((R - A) / Pf) + (wraps + first) * R / Pf
+    k = st_ceil((R - A) / Pf) + (wraps + first) * R / Pf
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
@@ -287,7 +325,7 @@ def prefetches_flipped_tiles(entries, tile, words, rescued=None, settles=None):
     pi = p_slide / torch.clamp(1.0 + p_slide - p_after, min=1e-9)
     progress = torch.clamp(Pf - pi * d, min=1.0)
     slides = torch.clamp(R - A, min=0.0) / progress
-    k = torch.where(pi > 0, slides * (1.0 + pi * k_wrap), torch.ceil(torch.clamp(R - A, min=0.0) / Pf))
+    k = torch.where(pi > 0, slides * (1.0 + pi * k_wrap), st_ceil(torch.clamp(R - A, min=0.0) / Pf))
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
@@ -393,7 +431,7 @@ def stall_bound_cycles(m, n, k, h, w, dataflow, *, compute, ifmap_words, filter_
     total = compute
     for count, head, rate, words, moved in ((ki, head_i, rate_i, ifmap_words, ifmap_from_dram),
                                             (kf, head_f, rate_f, filter_words, filter_from_dram)):
-        per_prefetch = torch.where(torch.isinf(bw_words), 0.0, torch.ceil(_buffer_geometry(words)[3] / bw_words) + 1)
+        per_prefetch = torch.where(torch.isinf(bw_words), 0.0, st_ceil(_buffer_geometry(words)[3] / bw_words) + 1)
         # Miss j comes after (head + (j−1)·rate)·compute of work and its data after j prefetches: the
         # layer ends no sooner than max_j of (j prefetches + the work after miss j), at j = 1 or K.
         deficit = torch.clamp(per_prefetch - compute * rate, min=0.0)
@@ -404,7 +442,7 @@ def stall_bound_cycles(m, n, k, h, w, dataflow, *, compute, ifmap_words, filter_
     # The ofmap buffer starts draining once half full, then holds the other half while each
     # drain of half a buffer runs at bw words per cycle: past the first ``S`` words the array
     # can write no faster than bw. What is still buffered at the end is drained after the run.
-    size = torch.round(ofmap_words)
-    drain = torch.floor(size / 2) * compute / torch.clamp(writes, min=1.0) + (writes - size) / bw_words
+    size = st_round(ofmap_words)
+    drain = st_floor(size / 2) * compute / torch.clamp(writes, min=1.0) + (writes - size) / bw_words
     drain = torch.where(torch.as_tensor(ofmap_to_dram, device=total.device) & (writes > size), drain, 0.0)
     return torch.maximum(total, drain)
