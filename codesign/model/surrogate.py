@@ -17,11 +17,14 @@ or per group: per design in the loop, per layer and array shape for recorded res
 members' spread is the uncertainty. Each member has two heads: a *gate* (is the analytical
 model off here at all?) and the *residual*; where the gate is closed the member returns the
 analytical value exactly, so a surrogate never blurs what the analytical model already
-gets right. After training, ``alpha`` — how much of the learned residual to apply — is
-chosen on the out-of-bag rows (rows of groups a member never saw): 1 when the correction
-generalises, 0 when the data show no learnable signal (the surrogate is then the
-analytical model). A design's latency is predicted member by member: the
-analytical per-layer cycles × ``exp(residual)``, scheduled like the analytical model's
+gets right; when the training data show the analytical model exact on (nearly) every row
+it predicts no stall for, as on SCALE-Sim's, such rows get no correction whatever the gate
+says (the *structural gate*). After training, ``alpha`` — how much of the learned residual
+to apply — is chosen on the out-of-bag rows (rows of groups a member never saw): 1 when the
+correction generalises, 0 when the data show no learnable signal (no gain over the
+analytical model beyond one standard error; the surrogate is then the analytical model).
+A design's latency is predicted member by member: the analytical per-layer cycles ×
+``exp(residual)``, scheduled like the analytical model's
 (:func:`codesign.oracles.base.schedule_latency`), so the ensemble's spread of design
 latencies carries the schedule's own structure (a layer off the critical path does not
 move the latency).
@@ -69,6 +72,7 @@ FEATURES = (
 )
 TARGET = "ln(oracle total cycles / analytical total cycles) of one layer"
 ZERO_TOL = 1e-4  # ln units: a residual this small counts as "the analytical model is exact here"
+EXACT_SHARE = 0.8  # share of no-stall training rows that must be exact for the structural gate
 RESIDUAL_MARGIN = 0.5  # ln units: predictions stay within e^±0.5 of the training residuals' range
 MAX_BANDWIDTH = 1e6  # bytes per cycle: larger (unlimited) is clipped here before the log
 
@@ -157,7 +161,9 @@ def job_table(jobs, *, chunk: int = 32, device: str | torch.device = "cpu") -> d
             wl = Workload("jobs")
             for k, i in enumerate(idx):
                 wl.add_layer(_job_layer(jobs[i], f"j{k}"))
-            space = DesignSpace(design=design, workload=wl, knobs=[], lowered=lower_workload(wl))
+            lowered = lower_workload(wl)
+            none = [-1] * len(lowered.names)  # no knob columns: the schedule comes from the candidates
+            space = DesignSpace(design=design, workload=wl, knobs=[], lowered=lowered, dataflow_col=none, core_col=list(none))
             pos = {name: p for p, name in enumerate(space.lowered.names)}
             n = len(idx)
             col = torch.tensor([pos[f"j{k}"] for k in range(n)])
@@ -210,6 +216,9 @@ def features(table: dict[str, torch.Tensor]) -> torch.Tensor:
         t["is_source"], t["is_sink"], t["has_weights"], t["is_conv"],
     ]
     return torch.stack([c.to(torch.float64) for c in cols], dim=-1)
+
+
+STALL_COL = FEATURES.index("log_an_stall")
 
 
 def _distinct_rows(x: torch.Tensor, chunk: int = 1 << 18):
@@ -278,6 +287,9 @@ class LatencySurrogate(nn.Module):
         # Shrinkage of the learned residual toward the analytical model (1: none, 0: the
         # analytical model alone), calibrated on out-of-bag rows by :meth:`fit`.
         self.register_buffer("alpha", torch.ones(()))
+        # 1 when the training data show the analytical model exact wherever it predicts no
+        # stall: the surrogate then returns the analytical value on such rows, whatever the gate.
+        self.register_buffer("no_stall_exact", torch.zeros(()))
         self.metadata: dict = {}
         self.reset(0)
 
@@ -307,7 +319,10 @@ class LatencySurrogate(nn.Module):
         """``[R, F]`` features → ``[E, R]`` residuals (natural log), each member's gate applied."""
         res, gate = self._raw(x)
         out = torch.clamp(res * self.y_std + self.y_mean, self.y_low - RESIDUAL_MARGIN, self.y_high + RESIDUAL_MARGIN)
-        return torch.where(gate > 0, out * self.alpha, torch.zeros_like(out))
+        open_ = gate > 0
+        if bool(self.no_stall_exact > 0):  # the structural gate (see fit): no analytical stall, no correction
+            open_ = open_ & (x[:, STALL_COL].to(self.device) > 0)[None]
+        return torch.where(open_, out * self.alpha, torch.zeros_like(out))
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, *, batch: int = 1 << 20, dedupe: bool = True) -> torch.Tensor:
@@ -330,7 +345,7 @@ class LatencySurrogate(nn.Module):
     # --- training -------------------------------------------------------------------------
     def fit(self, x: torch.Tensor, y: torch.Tensor, *, steps: int = 1000, lr: float = 1e-2, weight_decay: float = 1e-2,
             bootstrap: bool = True, seed: int = 0, batch_size: int = 4096, zero_tol: float = ZERO_TOL,
-            groups: Sequence | None = None, calibrate: bool = True) -> dict:
+            groups: Sequence | None = None, calibrate: bool = True, structural_gate: bool = True) -> dict:
         """Train every member on features ``x [R, F]`` and residuals ``y [R]`` (natural log).
 
         Each member has two outputs: a gate (is the analytical model off here by more than
@@ -342,7 +357,11 @@ class LatencySurrogate(nn.Module):
         from): a member then never sees a group whose weight is 0. Rows that some members never
         saw (out of bag: all their groups dropped) calibrate ``alpha``, the shrinkage of the
         learned residual toward the analytical model that minimises their mean absolute log
-        error (``calibrate``; 1 when fewer than 10 such rows). Returns fit statistics.
+        error, or 0 when that gain over the analytical model is within one standard error
+        (``calibrate``; 1 when fewer than 10 such rows). With ``structural_gate``, when at
+        least :data:`EXACT_SHARE` of the (at least 5) training rows without analytical stall
+        cycles have a zero residual, every such row is predicted exactly (residual 0).
+        Returns fit statistics.
         """
         device = self.device
         x = x.to(device, torch.float32)
@@ -351,8 +370,12 @@ class LatencySurrogate(nn.Module):
             raise ValueError("need at least two rows to fit a surrogate")
         self.reset(seed)
         off = (y.abs() > zero_tol).to(torch.float32)
+        no_stall = x[:, STALL_COL] <= 0
+        exact_share = float((off[no_stall] == 0).float().mean()) if bool(no_stall.any()) else 0.0
+        exact_rule = structural_gate and int(no_stall.sum()) >= 5 and exact_share >= EXACT_SHARE
         moved = y[off > 0] if int(off.sum()) >= 2 else y
         with torch.no_grad():
+            self.no_stall_exact.fill_(1.0 if exact_rule else 0.0)
             self.x_mean.copy_(x.mean(dim=0))
             self.x_std.copy_(x.std(dim=0).clamp(min=1e-3))
             self.y_mean.copy_(moved.mean())
@@ -392,7 +415,8 @@ class LatencySurrogate(nn.Module):
         pred = self.predict(x).median(dim=0).values
         err = (torch.exp(pred - y) - 1.0).abs()
         return {"final_loss": last, "train_median_abs_err_pct": float(err.median()) * 100, "rows": R, "steps": steps,
-                "off_fraction": float(off.mean()), **calibration, "fit_s": seconds, "device": str(device)}
+                "off_fraction": float(off.mean()), "no_stall_exact": bool(exact_rule), "no_stall_exact_share": exact_share,
+                **calibration, "fit_s": seconds, "device": str(device)}
 
     def _bootstrap_weights(self, R: int, groups, gen: torch.Generator) -> torch.Tensor:
         """Poisson(1) weights ``[E, R]``, drawn per row or per group (product over label arrays)."""
@@ -419,8 +443,15 @@ class LatencySurrogate(nn.Module):
         pred = (members * mask).sum(dim=0) / mask.sum(dim=0)
         target = y[has].to(pred.dtype)
         grid = torch.linspace(0.0, 1.0, 21, device=pred.device)
-        loss = (grid[:, None] * pred[None] - target[None]).abs().mean(dim=1)
+        errors = (grid[:, None] * pred[None] - target[None]).abs()  # [G, R']
+        loss = errors.mean(dim=1)
         best = int(torch.argmin(loss))
+        # A correction is switched on only if it beats the analytical model (alpha = 0) on the
+        # out-of-bag rows by more than one standard error of the paired difference: a gain within
+        # the rows' noise keeps the analytical model.
+        gain = errors[0] - errors[best]
+        if best > 0 and float(gain.mean()) <= float(gain.std()) / math.sqrt(gain.numel()):
+            best = 0
         self.alpha.fill_(float(grid[best]))
         return {"alpha": float(grid[best]), "oob_rows": int(has.sum()), "oob_mean_abs_log_err": float(loss[best]),
                 "oob_mean_abs_log_err_analytical": float(loss[0])}
@@ -483,7 +514,9 @@ class LatencySurrogate(nn.Module):
             raise UserError(f"{meta_path}: feature schema v{schema.get('version')} does not match this codesign's v{FEATURE_VERSION}; retrain it")
         arch = meta["architecture"]
         model = cls(len(FEATURES), members=arch["members"], hidden=arch["hidden"], depth=arch["depth"])
-        model.load_state_dict(torch.load(weights_path, map_location="cpu", weights_only=True))
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+        state.setdefault("no_stall_exact", torch.zeros(()))  # saved before the structural gate existed
+        model.load_state_dict(state)
         model.metadata = meta
         return model.to(device)
 
