@@ -458,6 +458,16 @@ def render_markdown(result: dict) -> str:
                 "",
             ]
     lines += [
+        "How refinement works (`--refine mgda|pcgrad`, `codesign/search/refine.py`): the numeric hardware knobs become "
+        "continuous (their logarithms, with straight-through ceilings in the model) and each dataflow knob a softmax "
+        "mixture of the layer's costs under the three dataflows, the relaxation of DARTS (Liu, Simonyan & Yang, ICLR "
+        "2019); torch differentiates the logarithm of every objective, which makes the gradients scale-free (the "
+        "balancing GradNorm learns, here by construction); MGDA takes the minimum-norm point of their convex hull, a "
+        "step that lowers every objective at once (Désidéri, C. R. Acad. Sci. Paris 2012; Sener & Koltun, NeurIPS "
+        "2018), PCGrad projects each gradient off the others it conflicts with (Yu et al., NeurIPS 2020). After every "
+        "step the design is projected to the nearest valid discrete one; those not dominated by their starting design "
+        "join the study as trials.",
+        "",
         "![hypervolume against evaluations](docs/quality/hv_vs_budget.png)",
         "",
         "![fronts found vs the exact front](docs/quality/front_overlay.png)",

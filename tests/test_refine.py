@@ -118,3 +118,13 @@ def test_refine_needs_objectives_of_the_builtin_model():
     space, evaluator = api.build("designs/edge_resnet18_chiplet_cost.toml")  # its plug-in replaces cost_usd
     with pytest.raises(UserError, match="'cost_usd' comes from the plug-in ChipletCost"):
         check_refinable(space, evaluator)
+
+
+def test_refinement_without_budgets_or_dataflow_knobs():
+    space = make_space(objectives={"minimize": ["latency_s", "cost_usd"]}, schedule={"dataflow": "ws", "mapping": "round_robin"})
+    evaluator = Evaluator(space)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    run_search(space, evaluator, study, n_trials=64, seed=0, say=lambda _: None)
+    rows, _ = front_starts(space, study.get_trials(deepcopy=False), 4)
+    found, origin, stats = refine_rows(space, evaluator, rows, method="mgda", steps=3)
+    assert stats.relaxed_evaluations == 3 * len(rows) and len(found) == len(origin) == stats.returned

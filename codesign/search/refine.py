@@ -269,6 +269,9 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
         grads = []
         for k in range(logs.shape[1] + 1):
             target = logs[:, k] if k < logs.shape[1] else violation
+            if not target.requires_grad:  # no budget on a model metric: nothing to restore
+                grads.append(torch.zeros_like(grads[0]))
+                continue
             g = torch.autograd.grad(target.sum(), params, retain_graph=True, allow_unused=True)
             g = [torch.zeros_like(p) if gi is None else gi for p, gi in zip(params, g)]
             grads.append(torch.cat([gi.reshape(gi.shape[0], -1) for gi in g], dim=1))
