@@ -196,7 +196,7 @@ def explore(
         "sampler": sampler,
         "refine": refined.as_dict() if refined is not None else None,
         "device": str(evaluator.device),
-        "trials_added": added,
+        "trials_added": added + (refined.trials_added if refined is not None else 0),
         "wall_s": wall,
         "evals_per_s": timings.evaluated / timings.evaluate_s if timings.evaluate_s > 0 else None,
         "trials_per_s": added / wall if wall > 0 else None,

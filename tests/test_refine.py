@@ -109,6 +109,7 @@ def test_explore_refine_adds_refined_trials(tmp_path):
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "r" / "study.journal")))).get_trials(deepcopy=False)
     refined = [t for t in trials if REFINE_KEY in t.system_attrs]
     assert run.summary["refine"]["trials_added"] == len(refined) == len(trials) - 256
+    assert run.summary["trials_added"] == len(trials) == run.summary["n_trials"]
     assert all(t.system_attrs[REFINE_KEY] < 256 for t in refined)
 
 
