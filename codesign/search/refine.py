@@ -213,7 +213,7 @@ def min_norm_weights(gram: torch.Tensor) -> torch.Tensor:
         w = torch.zeros(P, K, dtype=gram.dtype, device=gram.device).index_copy(1, idx, sol)
         ok = (sol >= -1e-12).all(dim=1) & ((sol.sum(dim=1) - 1).abs() < 1e-9)
         value = torch.einsum("pk,pkj,pj->p", w, g, w)
-        better = ok & (value < best_v - 1e-15)
+        better = ok & (value < best_v)
         best_w = torch.where(better[:, None], w.clamp_min(0.0), best_w)
         best_v = torch.where(better, value, best_v)
     return best_w / best_w.sum(dim=1, keepdim=True)
