@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 import torch
 
@@ -185,7 +186,10 @@ def explore(
         if bar is not None:
             bar.close()
     refined = None
-    if refine != "none":
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    if refine != "none" and len(persistent.get_trials(deepcopy=False, states=finished)) < n_trials:
+        say("refine: skipped, the search stopped before its trials were done")
+    elif refine != "none":
         refined = refine_front(space, evaluator, persistent, method=refine, seed=seed, starts=design.search.refine_starts,
                                steps=design.search.refine_steps, say=say)
     wall = time.perf_counter() - start
