@@ -52,7 +52,8 @@ from codesign.model.surrogate import LatencySurrogate  # noqa: E402
 from codesign.oracles.base import OracleCostModel, oracle_evaluate  # noqa: E402
 from codesign.oracles.emulated import EmulatedOracle  # noqa: E402
 from codesign.search.pareto import hypervolume, nondominated_mask, reference_point  # noqa: E402
-from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, _dominated_by, _feasible, sobol_rows, survival  # noqa: E402
+from codesign.search.pareto import feasible_mask  # noqa: E402
+from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, _dominated_by, sobol_rows, survival  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 from codesign.surrogate_cli import error_report, heldout_predictions, load_oracle_rows, rows_features  # noqa: E402
 
@@ -156,7 +157,7 @@ def nsga_on_oracle(space, oracle, n_trials: int, seed: int, population: int, dev
 def verified_points(frame: pd.DataFrame, objectives, constraints) -> np.ndarray:
     names = [c for c in frame.columns if c not in ("ok", "designs_to_oracle")]
     values = frame[names].to_numpy(dtype=float)
-    ok = _feasible(values, names, constraints)
+    ok = feasible_mask(values, names, constraints)
     if "ok" in frame:
         ok &= frame["ok"].to_numpy(dtype=bool)
     return frame.loc[ok, list(objectives)].to_numpy(dtype=float)
@@ -181,7 +182,7 @@ def loop_bench(seeds, *, budget, inner_trials, steps, populations, device, log) 
         oracle_eval = Evaluator(space, [OracleCostModel(check, space, device=device)], device=device)
         pf_values, _ = oracle_eval.evaluate_rows(pf_rows)
         pf_names = oracle_eval.metric_names
-        pf_feas = _feasible(pf_values, pf_names, constraints)
+        pf_feas = feasible_mask(pf_values, pf_names, constraints)
         pf_objs = pf_values[:, [pf_names.index(o) for o in objectives]]
         surv = survival(pf_objs, pf_feas)
         # Stricter: also not dominated by any design the loop verified.

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from codesign.model.plugins import Evaluator
-from codesign.search.pareto import nondominated_mask
+from codesign.search.pareto import feasible_mask, nondominated_mask
 from codesign.space import DesignSpace
 
 
@@ -61,7 +61,6 @@ def exhaustive_front(space: DesignSpace, evaluator: Evaluator, *, chunk: int = 6
     design = space.design
     names = evaluator.metric_names
     obj = [names.index(o) for o in design.objectives.minimize]
-    budgets = [(names.index(m), bound) for m, bound in design.constraints.items()]
     total = space_size(space)
     front_values = np.empty((0, len(obj)))
     front_rows = np.empty((0, space.dimension), dtype=np.int64)
@@ -69,10 +68,8 @@ def exhaustive_front(space: DesignSpace, evaluator: Evaluator, *, chunk: int = 6
     for start in range(0, total, chunk):
         index = torch.arange(start, min(start + chunk, total), dtype=torch.long)
         rows = rows_of(space, index)
-        values, errors = evaluator.evaluate_rows(rows)
-        ok = np.array([e is None for e in errors])
-        for i, bound in budgets:
-            ok &= values[:, i] <= bound
+        values, _ = evaluator.evaluate_rows(rows)
+        ok = feasible_mask(values, names, design.constraints)  # a failed candidate's metrics are NaN
         n_feasible += int(ok.sum())
         candidates = np.concatenate([front_values, values[ok][:, obj]])
         candidate_rows = np.concatenate([front_rows, rows.numpy()[ok]])

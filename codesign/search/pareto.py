@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "feasible_mask",
     "nondominated_mask",
     "reference_point",
     "hypervolume",
@@ -53,6 +54,18 @@ def _as_points(values, name: str = "values") -> np.ndarray:
 def _finite_rows(arr: np.ndarray) -> np.ndarray:
     """Bool ``[n]``: rows whose every entry is finite."""
     return np.isfinite(arr).all(axis=1)
+
+
+def feasible_mask(values: np.ndarray, names: Sequence[str], constraints: dict) -> np.ndarray:
+    """Bool ``[n]``: every metric of the row is finite and each budget ``constraints[name]`` is met.
+
+    ``values`` is ``[n, len(names)]`` metrics as :meth:`Evaluator.evaluate_rows` returns them; a
+    candidate that failed has NaN metrics there, so a failed candidate is never feasible.
+    """
+    ok = np.isfinite(values).all(axis=1)
+    for name, bound in constraints.items():
+        ok &= values[:, names.index(name)] <= bound
+    return ok
 
 
 def nondominated_mask(values) -> np.ndarray:

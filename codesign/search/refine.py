@@ -48,6 +48,7 @@ import torch
 from codesign.design import DATAFLOWS
 from codesign.errors import UserError
 from codesign.model.plugins import Evaluator
+from codesign.search.pareto import feasible_mask
 from codesign.space import DesignSpace
 
 REFINE_METHODS = ("none", "mgda", "pcgrad")
@@ -297,26 +298,19 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
     rows, origin_t = rows[~same], origin_t[~same]
     kept = np.zeros(len(rows), dtype=bool)
     if len(rows):
-        values, errors = evaluator.evaluate_rows(rows)
-        start_values, start_errors = evaluator.evaluate_rows(start_cpu)
+        values, _ = evaluator.evaluate_rows(rows)
+        start_values, _ = evaluator.evaluate_rows(start_cpu)
         stats.exact_evaluations = len(rows) + len(start_cpu)
         names = evaluator.metric_names
         obj = [names.index(o) for o in space.design.objectives.minimize]
-        feasible = _feasible(values, errors, names, space)
-        start_feasible = _feasible(start_values, start_errors, names, space)
+        feasible = feasible_mask(values, names, space.design.constraints)
+        start_feasible = feasible_mask(start_values, names, space.design.constraints)
         o = origin_t.numpy()
         dominated = _dominates(start_values[o][:, obj], values[:, obj]) | (start_feasible[o] & ~feasible)
         kept = feasible & ~dominated
     stats.returned = int(kept.sum())
     stats.wall_s = time.perf_counter() - t0
     return rows.numpy()[kept], origin_t.numpy()[kept], stats
-
-
-def _feasible(values: np.ndarray, errors: list, names: list[str], space: DesignSpace) -> np.ndarray:
-    ok = np.array([e is None for e in errors]) & np.isfinite(values).all(axis=1)
-    for name, bound in space.design.constraints.items():
-        ok &= values[:, names.index(name)] <= bound
-    return ok
 
 
 def front_starts(space: DesignSpace, trials, k: int) -> tuple[torch.Tensor, list[int]]:

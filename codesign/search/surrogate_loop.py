@@ -50,7 +50,7 @@ from codesign.errors import UserError
 from codesign.model.plugins import Evaluator
 from codesign.model.surrogate import LatencySurrogate, SurrogateCostModel, design_table, features, training_metadata
 from codesign.oracles.base import Oracle, OracleCostModel, get_oracle
-from codesign.search.pareto import hypervolume, nondominated_mask, reference_point
+from codesign.search.pareto import feasible_mask, hypervolume, nondominated_mask, reference_point
 from codesign.space import DesignSpace
 
 MIN_INITIAL = 8
@@ -124,13 +124,6 @@ def sobol_rows(space: DesignSpace, n: int, seed: int) -> torch.Tensor:
             if len(seen) == n:
                 return torch.stack(list(seen.values()))
     return torch.stack(list(seen.values()))  # a space with fewer than n designs
-
-
-def _feasible(values: np.ndarray, names: list[str], constraints: dict) -> np.ndarray:
-    ok = np.isfinite(values).all(axis=1)
-    for name, bound in constraints.items():
-        ok &= values[:, names.index(name)] <= bound
-    return ok
 
 
 def _dominated_by(front: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -209,7 +202,7 @@ class SurrogateLoop:
             ok = errors[i] is None
             record = {
                 "trial": len(self.records), "round": round_, "role": role[i],
-                "feasible": bool(ok and _feasible(values[i : i + 1], self.names, self.constraints)[0]),
+                "feasible": bool(ok and feasible_mask(values[i : i + 1], self.names, self.constraints)[0]),
                 **dict(zip(self.names, values[i].tolist())),
                 "predicted_latency_s": float(predicted[i, 0]) if predicted is not None else math.nan,
                 "predicted_latency_std_s": float(predicted[i, 1]) if predicted is not None else math.nan,
@@ -285,7 +278,7 @@ class SurrogateLoop:
         """Indices into ``rows`` of the designs to verify, their roles, and how many are front designs."""
         names = self.pred_names
         unverified = np.array([r.numpy().tobytes() not in self.keys for r in rows])
-        feasible = _feasible(values, names, self.constraints)
+        feasible = feasible_mask(values, names, self.constraints)
         objs = self._objectives(values, names)
         on_front = np.zeros(len(rows), dtype=bool)
         if feasible.any():
@@ -299,7 +292,7 @@ class SurrogateLoop:
         lat, std = names.index("latency_s"), names.index("latency_std_s")
         optimistic = values.copy()
         optimistic[:, lat] = np.maximum(values[:, lat] - self.settings.kappa * values[:, std], 0.0)
-        opt_feasible = _feasible(optimistic, names, self.constraints)
+        opt_feasible = feasible_mask(optimistic, names, self.constraints)
         near = unverified & opt_feasible & ~np.isin(np.arange(len(rows)), chosen)
         near &= ~_dominated_by(objs[on_front], self._objectives(optimistic, names))
         idx = np.flatnonzero(near)
@@ -348,7 +341,7 @@ class SurrogateLoop:
             lat = self.names.index("latency_s")
             err = np.abs(pred[:, 0] / oracle_values[:, lat] - 1.0)
             front_vals = self._objectives(oracle_values[:n_front], self.names)
-            front_feas = _feasible(oracle_values[:n_front], self.names, self.constraints)
+            front_feas = feasible_mask(oracle_values[:n_front], self.names, self.constraints)
             info = {
                 "round": round_, "verified": len(self.records), "sent": len(chosen), "sent_front": n_front,
                 "sent_uncertain": roles.count("uncertain"), "candidates": int(len(rows)),
@@ -368,7 +361,7 @@ class SurrogateLoop:
         predicted_front = None
         if s.final_search:
             rows, values = self.inner_search(round_ + 1)
-            feasible = _feasible(values, self.pred_names, self.constraints)
+            feasible = feasible_mask(values, self.pred_names, self.constraints)
             objs = self._objectives(values, self.pred_names)
             on = np.zeros(len(rows), dtype=bool)
             if feasible.any():
