@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_eval import machine_info  # noqa: E402
 
 from codesign.design import load_design  # noqa: E402
-from codesign.search.explore import GENERATION_KEY, Nsga2  # noqa: E402
+from codesign.search.explore import GENERATION_KEY, Nsga2, RowCodec  # noqa: E402
 from codesign.search.storage import STUDY_NAME, TrialWriter, open_journal  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 
@@ -57,6 +57,7 @@ def make_trials(space: DesignSpace, n: int, seed: int = 0) -> tuple[list[FrozenT
     and their params as journal JSON (which the loop hands the writer)."""
     nsga = Nsga2(space, population=n, crossover_prob=0.9, mutation_prob=None, seed=seed, n_objectives=2)
     codes = nsga.sample(0, n)
+    codec = RowCodec(space.knobs)
     rng = np.random.default_rng(seed)
     now = datetime.now()
     trials = []
@@ -64,11 +65,11 @@ def make_trials(space: DesignSpace, n: int, seed: int = 0) -> tuple[list[FrozenT
         metrics = dict(zip(("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w"), rng.random(5).tolist()))
         trials.append(FrozenTrial(
             number=i, state=TrialState.COMPLETE, value=None, values=[metrics["latency_s"], metrics["energy_j"]],
-            datetime_start=now, datetime_complete=now, params=nsga.params(row), distributions=nsga.distributions,
+            datetime_start=now, datetime_complete=now, params=codec.params(row), distributions=nsga.distributions,
             user_attrs={"metrics": metrics}, system_attrs={GENERATION_KEY: i // 100, "constraints:area_mm2": -0.5, "constraints:power_w": 0.1},
             intermediate_values={}, trial_id=-1,
         ))
-    return trials, nsga.params_json(codes)
+    return trials, codec.params_json(codes)
 
 
 def fresh(trials: list[FrozenTrial]) -> list[FrozenTrial]:

@@ -218,6 +218,26 @@ def _domination_matrix(pool: list[FrozenTrial], constrained: bool) -> np.ndarray
     return np.where(both, pareto, np.where(infeasible, violation[:, None] < violation[None, :], feasible[:, None]))
 
 
+class RowCodec:
+    """Integer code rows → a trial's params, and the JSON of them a journal line holds."""
+
+    def __init__(self, knobs) -> None:
+        self.names = [k.name for k in knobs]
+        self._values = [list(k.choices) if k.choices is not None else list(range(k.high + 1)) for k in knobs]
+        self._json_fragments = [
+            [f"{json.dumps(k.name)}:{json.dumps(code if k.choices is not None else float(code))}" for code in range(len(values))]
+            for k, values in zip(knobs, self._values)
+        ]
+
+    def params(self, row: list[int]) -> dict:
+        return {name: values[code] for name, values, code in zip(self.names, self._values, row)}
+
+    def params_json(self, codes: np.ndarray) -> list[str]:
+        """Each row's params as the JSON object a journal line holds: names → Optuna's internal
+        representation (``distribution.to_internal_repr``: a categorical's choice index, an int's float)."""
+        return ["{" + ",".join([table[c] for table, c in zip(self._json_fragments, row)]) + "}" for row in codes.tolist()]
+
+
 class Nsga2:
     """Optuna's ``NSGAIISampler`` (default crossover and mutation), driven a generation at a time.
 
@@ -275,11 +295,6 @@ class Nsga2:
         self._int_low, self._int_high, self._int_step = int_low, int_high, int_step
         self._low = np.where(categorical, 0.0, int_low - 0.5 * int_step)
         self._high = np.where(categorical, 1.0, int_high + 0.5 * int_step)
-        self._values = [list(k.choices) if k.choices is not None else list(range(k.high + 1)) for k in knobs]
-        self._json_fragments = [
-            [f"{json.dumps(k.name)}:{json.dumps(code if k.choices is not None else float(code))}" for code in range(len(values))]
-            for k, values in zip(knobs, self._values)
-        ]
         for k in knobs:
             if k.distribution.single():
                 raise ValueError(f"knob {k.name} has a single value")  # never a knob; Optuna would not sample it relatively
@@ -471,13 +486,6 @@ class Nsga2:
             out[num] = np.minimum(np.maximum(value, self._int_low[c]), self._int_high[c]).astype(np.int64)
         codes[rows, cols] = out
 
-    def params(self, row: list[int]) -> dict:
-        return {name: values[code] for name, values, code in zip(self.names, self._values, row)}
-
-    def params_json(self, codes: np.ndarray) -> list[str]:
-        """Each row's params as the JSON object a journal line holds: names → Optuna's internal
-        representation (``distribution.to_internal_repr``: a categorical's choice index, an int's float)."""
-        return ["{" + ",".join([table[c] for table, c in zip(self._json_fragments, row)]) + "}" for row in codes.tolist()]
 
 @contextmanager
 def _torch_threads(device: torch.device, batch: int, threads: int | None = None):
@@ -561,6 +569,7 @@ class BatchLoop:
         self.obj_idx = [self.metric_names.index(o) for o in design.objectives.minimize]
         self.con_items = [(self.metric_names.index(name), bound, f"{_CONSTRAINTS_KEY}:{name}") for name, bound in design.constraints.items()]
         self.distributions = space.distributions  # one dict shared by every trial of the run
+        self.codec = RowCodec(space.knobs)
         self.writer = TrialWriter(persistent, fast=fast_storage)
         self.stored = persistent.get_trials(deepcopy=False)
         self.previous = [t for t in self.stored if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
@@ -583,11 +592,12 @@ class BatchLoop:
             self.timings.evaluated += len(todo)
         return keys
 
-    def run(self, codes: np.ndarray, *, t0: float, params, system_attrs: dict | list[dict], study_attrs: dict, params_json=None) -> list[FrozenTrial]:
+    def run(self, codes: np.ndarray, *, t0: float, system_attrs: dict | list[dict], study_attrs: dict) -> list[FrozenTrial]:
         """Evaluate, finish and store the batch ``codes`` (sampled since ``t0``); returns its trials.
 
         ``system_attrs``: the trials' system attributes, one dict for all or one per row.
         """
+        params = self.codec.params
         t1 = time.perf_counter()
         started = datetime.now()
         keys = self.evaluate(torch.from_numpy(codes))
@@ -617,7 +627,7 @@ class BatchLoop:
                 intermediate_values={}, trial_id=-1,
             ))
         t3 = time.perf_counter()
-        self.writer.write(frozen, study_attrs, params_json=params_json(codes) if (self.writer.fast and params_json) else None)
+        self.writer.write(frozen, study_attrs, params_json=self.codec.params_json(codes) if self.writer.fast else None)
         if frozen and frozen[0].number != number:  # someone else wrote to the study meanwhile
             self.say(f"warning: trials were added to the study by another process; numbering continues at {frozen[-1].number + 1}")
         self.next_number = frozen[-1].number + 1 if frozen else number
@@ -682,8 +692,7 @@ def run_search(
             generation, room = nsga.next_generation()
             batch = min(room, remaining)
             codes = nsga.sample(generation, batch)
-            frozen = loop.run(codes, t0=t0, params=nsga.params, system_attrs={GENERATION_KEY: generation},
-                              study_attrs=nsga.take_study_attrs(n_done + batch), params_json=nsga.params_json)
+            frozen = loop.run(codes, t0=t0, system_attrs={GENERATION_KEY: generation}, study_attrs=nsga.take_study_attrs(n_done + batch))
             nsga.record(frozen, codes)
             added += batch
             n_done += batch

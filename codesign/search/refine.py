@@ -329,7 +329,7 @@ def front_starts(space: DesignSpace, trials, k: int) -> tuple[torch.Tensor, list
 def refine_front(space: DesignSpace, evaluator: Evaluator, persistent: optuna.Study, *, method: str, seed: int = 0,
                  starts: int = 32, steps: int = 20, say=print) -> RefineStats:
     """Refine the study's front and add the refined designs to it as trials (``codesign:refined_from``)."""
-    from codesign.search.explore import BatchLoop, Nsga2
+    from codesign.search.explore import BatchLoop
     from codesign.search.strategies import STRATEGY_KEY
 
     rows, numbers = front_starts(space, persistent.get_trials(deepcopy=False), starts)
@@ -339,9 +339,8 @@ def refine_front(space: DesignSpace, evaluator: Evaluator, persistent: optuna.St
     found, origin, stats = refine_rows(space, evaluator, rows, method=method, steps=steps, seed=seed)
     if len(found):
         loop = BatchLoop(space, evaluator, persistent, fast_storage=True, say=say)
-        codec = Nsga2(space, population=2, crossover_prob=0.0, mutation_prob=None, seed=seed, n_objectives=1)
         attrs = [{STRATEGY_KEY: f"refine-{method}", REFINE_KEY: numbers[i]} for i in origin]
-        loop.run(found, t0=time.perf_counter(), params=codec.params, system_attrs=attrs, study_attrs={}, params_json=codec.params_json)
+        loop.run(found, t0=time.perf_counter(), system_attrs=attrs, study_attrs={})
         stats.trials_added = len(found)
     say(f"refine ({method}): {stats.starts} front designs, {steps} steps → {stats.returned} refined designs not dominated by their start")
     return stats

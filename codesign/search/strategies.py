@@ -269,7 +269,6 @@ def run_strategy(
     loop = BatchLoop(space, evaluator, persistent, fast_storage=fast_storage, say=say)
     if len(loop.previous) >= n_trials:
         return loop.timings, 0
-    codec = Nsga2(space, population=2, crossover_prob=0.0, mutation_prob=None, seed=seed, n_objectives=1)  # params ↔ rows
     stored = sorted(loop.previous, key=lambda t: t.number)
     gen = make_strategy(space, strategy, sampler, budget=n_trials, seed=seed)
     replayed, added = 0, 0
@@ -297,7 +296,7 @@ def run_strategy(
                 break
             answer = list(old)
             if len(new):
-                answer += loop.run(new, t0=t0, params=codec.params, system_attrs=attrs, study_attrs={}, params_json=codec.params_json)
+                answer += loop.run(new, t0=t0, system_attrs=attrs, study_attrs={})
                 added += len(new)
                 remaining -= len(new)
                 if progress is not None:
