@@ -132,13 +132,13 @@ class _SubGA:
 
 
 def _feasible(t: FrozenTrial) -> bool:
-    return t.state == TrialState.COMPLETE and all(v <= 0 for k, v in t.system_attrs.items() if k.startswith(_CONSTRAINTS_KEY))
+    return t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
 
 
 def _violation(t: FrozenTrial) -> float:
     if t.state != TrialState.COMPLETE:
         return float("inf")
-    return sum(max(0.0, v) for k, v in t.system_attrs.items() if k.startswith(_CONSTRAINTS_KEY))
+    return sum(max(0.0, v) for v in t.constraints.values())
 
 
 def spread_front(trials: list[FrozenTrial], rows: np.ndarray, cols: list[int], k: int) -> list[np.ndarray]:
@@ -233,9 +233,8 @@ def optuna_sampler(space: DesignSpace, name: str, seed: int) -> Strategy:
         trials = yield codes, {STRATEGY_KEY: f"joint-{name}"}
         for trial, done in zip(asked, trials):
             if done.state == TrialState.COMPLETE:
-                for key, value in done.system_attrs.items():
-                    if key.startswith(_CONSTRAINTS_KEY + ":"):
-                        trial.set_constraint(key[len(_CONSTRAINTS_KEY) + 1:], value)
+                for budget, value in done.constraints.items():
+                    trial.set_constraint(budget, value)
                 study.tell(trial, done.values)
             else:
                 study.tell(trial, state=TrialState.FAIL)
