@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench_eval import machine_info  # noqa: E402
+from bench_search import pymoo_problem  # noqa: E402
 from codesign.api import build  # noqa: E402
 from codesign.search.exhaustive import exhaustive_front  # noqa: E402
 from codesign.search.explore import run_search  # noqa: E402
@@ -75,7 +76,6 @@ class Normaliser:
 
 def feasible_values(space, evaluator, trials) -> np.ndarray:
     """Objective values ``[n, M]`` of the trials, NaN rows where a trial failed or broke a budget (order kept)."""
-    names = evaluator.metric_names
     out = np.full((len(trials), len(space.design.objectives.minimize)), np.nan)
     for i, t in enumerate(trials):
         metrics = t.user_attrs.get("metrics")
@@ -83,7 +83,6 @@ def feasible_values(space, evaluator, trials) -> np.ndarray:
             continue
         if all(metrics[n] <= b for n, b in space.design.constraints.items()):
             out[i] = t.values
-    del names
     return out
 
 
@@ -115,10 +114,10 @@ def evaluation_prefix(values: np.ndarray, new: np.ndarray, budget: int) -> np.nd
 
 
 def pymoo_run(space, evaluator, n: int, seed: int) -> np.ndarray | None:
-    """pymoo's NSGA-II on the same integer rows and model; objective values of every evaluation, in order."""
+    """pymoo's NSGA-II on the same integer rows and model (bench_search's problem); objective values
+    of every evaluation, in order, NaN where the design failed or broke a budget."""
     try:
         from pymoo.algorithms.moo.nsga2 import NSGA2
-        from pymoo.core.problem import Problem
         from pymoo.operators.crossover.sbx import SBX
         from pymoo.operators.mutation.pm import PM
         from pymoo.operators.repair.rounding import RoundingRepair
@@ -126,32 +125,17 @@ def pymoo_run(space, evaluator, n: int, seed: int) -> np.ndarray | None:
         from pymoo.optimize import minimize
     except ImportError:
         return None
-    names = evaluator.metric_names
     design = space.design
-    obj = [names.index(o) for o in design.objectives.minimize]
-    budgets = [(names.index(m), b) for m, b in design.constraints.items()]
-    high = np.array([(len(k.choices) if k.choices is not None else k.high + 1) - 1 for k in space.knobs])
     seen: list[np.ndarray] = []
 
-    class Space(Problem):
-        def __init__(self):
-            super().__init__(n_var=space.dimension, n_obj=len(obj), n_ieq_constr=max(1, len(budgets)), xl=0, xu=high, vtype=int)
-
-        def _evaluate(self, x, out, *args, **kwargs):
-            rows = torch.from_numpy(np.rint(x).astype(np.int64))
-            values, errors = evaluator.evaluate_rows(rows)
-            bad = np.array([e is not None for e in errors])
-            f = np.where(bad[:, None], 1e30, values[:, obj])
-            g = np.stack([(values[:, i] - b) / b for i, b in budgets], axis=1) if budgets else np.full((len(x), 1), -1.0)
-            g = np.where(bad[:, None], 1e30, g)
-            out["F"], out["G"] = f, g
-            feasible = ~bad & (g <= 0).all(axis=1)
-            seen.append(np.where(feasible[:, None], f, np.nan))
+    def record(F, G, failed):
+        feasible = ~failed & (G <= 0).all(axis=1)
+        seen.append(np.where(feasible[:, None], F, np.nan))
 
     algorithm = NSGA2(pop_size=design.search.population, sampling=IntegerRandomSampling(),
                       crossover=SBX(prob=0.9, eta=15, vtype=float, repair=RoundingRepair()),
                       mutation=PM(eta=20, vtype=float, repair=RoundingRepair()), eliminate_duplicates=True)
-    minimize(Space(), algorithm, ("n_eval", n), seed=seed, verbose=False)
+    minimize(pymoo_problem(space, evaluator, record), algorithm, ("n_eval", n), seed=seed, verbose=False)
     return np.concatenate(seen)[:n]
 
 

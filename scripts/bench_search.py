@@ -128,25 +128,17 @@ def run_plain_optuna(space: DesignSpace, n_trials: int, seed: int) -> dict:
     return {"wall_s": wall, "cpu_s": cpu, "per_trial_first_10pct_s": first, "per_trial_last_10pct_s": last, "last_over_first_per_trial": last / first}
 
 
-def run_pymoo(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: torch.dtype) -> dict | None:
-    """pymoo's NSGA-II on the same model: same population, same number of evaluations."""
-    try:
-        from pymoo.algorithms.moo.nsga2 import NSGA2
-        from pymoo.core.problem import Problem
-        from pymoo.operators.crossover.sbx import SBX
-        from pymoo.operators.mutation.pm import PM
-        from pymoo.operators.repair.rounding import RoundingRepair
-        from pymoo.operators.sampling.rnd import IntegerRandomSampling
-        from pymoo.optimize import minimize
-    except ImportError:
-        return None
+def pymoo_problem(space: DesignSpace, evaluator: Evaluator, on_evaluate=None):
+    """The design space as a pymoo ``Problem``: integer rows (codes rounded), the design's objectives,
+    its budgets as inequality constraints ``(metric − bound) / bound``, failed candidates at 1e30.
+    ``on_evaluate(F, G, failed)`` sees every evaluated batch. Needs pymoo (a dev-only reference)."""
+    from pymoo.core.problem import Problem
+
     design = space.design
-    evaluator = Evaluator(space, device=explore_module.resolve_device(device), dtype=dtype)
     names = evaluator.metric_names
     obj = [names.index(o) for o in design.objectives.minimize]
     cons = [(names.index(n), b) for n, b in design.constraints.items()]
     top = np.array([len(k.choices) - 1 if k.choices is not None else k.high for k in space.knobs])
-    counted = {"evaluations": 0, "calls": 0}
 
     class CoDesign(Problem):
         def __init__(self):
@@ -159,8 +151,30 @@ def run_pymoo(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
             G = np.stack([(values[:, i] - b) / b for i, b in cons], axis=1) if cons else np.zeros((len(X), 0))
             F[bad], G[bad] = 1e30, 1e30
             out["F"], out["G"] = F, G
-            counted["evaluations"] += len(X)
-            counted["calls"] += 1
+            if on_evaluate is not None:
+                on_evaluate(F, G, bad)
+
+    return CoDesign()
+
+
+def run_pymoo(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: torch.dtype) -> dict | None:
+    """pymoo's NSGA-II on the same model: same population, same number of evaluations."""
+    try:
+        from pymoo.algorithms.moo.nsga2 import NSGA2
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+        from pymoo.optimize import minimize
+    except ImportError:
+        return None
+    design = space.design
+    evaluator = Evaluator(space, device=explore_module.resolve_device(device), dtype=dtype)
+    counted = {"evaluations": 0, "calls": 0}
+
+    def count(F, G, failed):
+        counted["evaluations"] += len(F)
+        counted["calls"] += 1
 
     algorithm = NSGA2(
         pop_size=design.search.population,
@@ -171,7 +185,7 @@ def run_pymoo(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
     )
     with explore_module._torch_threads(evaluator.device, design.search.population):  # the loop's thread setting
         start, cpu = time.perf_counter(), time.process_time()
-        minimize(CoDesign(), algorithm, ("n_evals", n_trials), seed=seed, verbose=False)
+        minimize(pymoo_problem(space, evaluator, count), algorithm, ("n_evals", n_trials), seed=seed, verbose=False)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     return {"wall_s": wall, "cpu_s": cpu, **counted}
 
