@@ -113,6 +113,9 @@ class Relaxation:
             for name, col in self.numeric.items()
         }
         self.log_choices = {name: values.log() for name, values in self.choices.items()}
+        if self.numeric:  # bounds of the relaxed variables: the smallest and largest choice
+            self.low = torch.stack([v.min() for v in self.log_choices.values()])
+            self.high = torch.stack([v.max() for v in self.log_choices.values()])
         self.df_cols = dataflow_columns(space)
         choices = space.design.schedule.dataflow
         self.df_index = torch.tensor([DATAFLOWS.index(d) for d in choices], device=self.device)  # choice → ws/os/is
@@ -183,9 +186,7 @@ class Relaxation:
     def clamp(self, u: torch.Tensor) -> torch.Tensor:
         if not self.numeric:
             return u
-        low = torch.stack([v.min() for v in self.log_choices.values()])
-        high = torch.stack([v.max() for v in self.log_choices.values()])
-        return torch.maximum(torch.minimum(u, high), low)
+        return torch.maximum(torch.minimum(u, self.high), self.low)
 
 
 def min_norm_weights(gram: torch.Tensor) -> torch.Tensor:
