@@ -5,12 +5,13 @@ The public API (see the README):
 * :func:`load_design` — read and validate a design file;
 * :func:`explore` — run the joint NSGA-II search, write the run folder, return a :class:`Run`;
 * :func:`open_run`, :func:`report`, :func:`show` — read a run, redraw its plots, inspect one design;
-* :class:`DesignSpace`, :class:`AnalyticalModel`, :class:`CostModel` — the pieces, for notebooks and plug-ins.
+* :class:`DesignSpace`, :class:`AnalyticalModel`, :class:`Evaluator`, :class:`CostModel` — the pieces, for notebooks and plug-ins;
+* :class:`Oracle`, :class:`LayerJob` — to wrap a slow trusted simulator as an oracle.
 """
 
 from importlib import import_module
 
-from codesign.errors import DesignError, PluginError, UserError
+from codesign.errors import ArgumentError, DesignError, PluginError, UserError
 
 __version__ = "0.1.0"
 
@@ -28,7 +29,9 @@ _LAZY = {
     "parse_design": "codesign.design",
     "AnalyticalModel": "codesign.model.analytical",
     "CostModel": "codesign.model.plugins",
-    "Evaluator": "codesign.model.plugins",
+    "Evaluator": "codesign.model.evaluator",
+    "LayerJob": "codesign.oracles.base",
+    "Oracle": "codesign.oracles.base",
     "Candidates": "codesign.space",
     "DesignSpace": "codesign.space",
 }
@@ -43,12 +46,15 @@ def __getattr__(name: str):
 
 __all__ = [
     "AnalyticalModel",
+    "ArgumentError",
     "Candidates",
     "CostModel",
     "Design",
     "DesignError",
     "DesignSpace",
     "Evaluator",
+    "LayerJob",
+    "Oracle",
     "PluginError",
     "Run",
     "UserError",

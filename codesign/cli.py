@@ -10,7 +10,8 @@ import argparse
 import sys
 
 from codesign.argtypes import non_negative_int, positive_int
-from codesign.errors import UserError
+from codesign.errors import ArgumentError, UserError
+from codesign.vocab import DEVICES, REFINE_METHODS, SAMPLERS, STRATEGIES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,14 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--seed", type=non_negative_int, help="random seed (default: the design's search.seed)")
     ex.add_argument("--out", default="runs/latest", help="run folder (default: runs/latest); an existing run resumes")
     ex.add_argument("--storage", help="Optuna storage URL instead of the run folder's journal file")
-    ex.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs (default: auto)")
+    ex.add_argument("--device", default="auto", choices=DEVICES, help="where the model runs (default: auto)")
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex.add_argument("--oracle", help="slow trusted oracle (emulated, scalesim, package.module:attr): surrogate-assisted search")
     ex.add_argument("--oracle-budget", type=positive_int, help="designs the oracle may evaluate (with --oracle)")
-    ex.add_argument("--strategy", choices=["joint", "sequential", "random"],
+    ex.add_argument("--strategy", choices=STRATEGIES,
                     help="joint NSGA-II over hardware and schedule (default), sequential (hardware first, then schedule), random")
-    ex.add_argument("--sampler", choices=["nsga2", "nsga3", "tpe"], help="the joint strategy's Optuna sampler (default: nsga2)")
-    ex.add_argument("--refine", choices=["none", "mgda", "pcgrad"],
+    ex.add_argument("--sampler", choices=SAMPLERS, help="the joint strategy's Optuna sampler (default: nsga2)")
+    ex.add_argument("--refine", choices=REFINE_METHODS,
                     help="after the search, gradient steps on the relaxed model from the front (MGDA or PCGrad) add refined designs")
 
     rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
@@ -89,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
             run_surrogate(args)
     except UserError as error:
-        print(f"codesign: error: {error}", file=sys.stderr)
+        message = error.words("cli") if isinstance(error, ArgumentError) else str(error)
+        print(f"codesign: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -24,21 +24,17 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    create_model,
     field_validator,
 )
 
 from codesign.errors import DesignError
-from codesign.hardware.tech import TECH_NODES
+from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
+from codesign.vocab import DATAFLOWS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, DRAM_KINDS
 
-#: Metrics the model reports; every one of them is minimised.
-METRICS = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w")
-DATAFLOWS = ("ws", "os", "is")
-MODES = ("layer_by_layer", "pipelined")
-DRAM_KINDS = ("ddr4", "lpddr4", "hbm2")
-
-Dataflow = Literal["ws", "os", "is"]
-Mode = Literal["layer_by_layer", "pipelined"]
-Metric = Annotated[str, Field(min_length=1)]  # a built-in metric (METRICS) or one a plug-in provides
+Dataflow = Literal[DATAFLOWS]
+Mode = Literal[MODES]
+Metric = Annotated[str, Field(min_length=1)]  # a built-in metric (codesign.vocab.METRICS) or one a plug-in provides
 
 
 def _as_list(value: Any) -> Any:
@@ -74,27 +70,18 @@ class WorkloadSpec(_Section):
 
     network: str
     batch: PositiveInt = 1
-    precision_bytes: Literal[1, 2, 4] = 1
+    precision_bytes: Literal[PRECISIONS] = 1
     params: dict[str, PositiveInt] = Field(default_factory=dict)
 
 
-class HardwareSpec(_Section):
-    """``[hardware]``: the accelerator template and its ranges."""
+class _HardwareFixed(_Section):
+    """``[hardware]`` keys that are not knobs: fixed properties of the template."""
 
-    grid_rows: Knob(PositiveInt) = [1]
-    grid_cols: Knob(PositiveInt) = [1]
-    pe_rows: Knob(PositiveInt) = [16]
-    pe_cols: Knob(PositiveInt) = [16]
-    sram_kib: Knob(PositiveInt) = [256]
     sram_split: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (0.4, 0.4, 0.2)
-    dram_gbps: Knob(PositiveFloat) = [25.6]
-    dram_kind: Literal["ddr4", "lpddr4", "hbm2"] = "lpddr4"
+    dram_kind: Literal[DRAM_KINDS] = "lpddr4"
     dram_ports: PositiveInt = 1
-    noc_link_gbps: Knob(PositiveFloat) = [64.0]
     noc_hop_cycles: PositiveInt = 2
-    clock_ghz: Knob(PositiveFloat) = [1.0]
-    node: Knob(Literal[tuple(TECH_NODES)]) = ["7nm"]
-    dataflows: Knob(Dataflow) = ["ws", "os", "is"]
+    dataflows: Knob(Dataflow) = list(DATAFLOWS)
 
     @field_validator("sram_split")
     @classmethod
@@ -102,13 +89,6 @@ class HardwareSpec(_Section):
         if abs(sum(split) - 1.0) > 1e-6:
             raise ValueError(f"ifmap, filter and ofmap fractions must sum to 1, got {sum(split):g}")
         return split
-
-    # Python ints in TOML become floats here where floats are expected, without strictness.
-    @field_validator("dram_gbps", "noc_link_gbps", "clock_ghz", mode="before")
-    @classmethod
-    def _ints_are_floats(cls, value: Any) -> Any:
-        values = _as_list(value)
-        return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in values]
 
     @field_validator("sram_split", mode="before")
     @classmethod
@@ -122,12 +102,37 @@ class HardwareSpec(_Section):
         return max(self.grid_rows) * max(self.grid_cols)
 
 
+def _ints_are_floats(value: Any) -> Any:
+    """TOML integers where floats are expected (``dram_gbps = 32``) become floats, despite strictness."""
+    return [float(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in _as_list(value)]
+
+
+def _knob_field(knob: HardwareKnob) -> tuple:
+    """The schema field of a registered hardware knob: a search range of its values."""
+    if knob.allowed is not None:
+        item = Literal[knob.allowed]
+    else:
+        item = {int: PositiveInt, float: PositiveFloat}[knob.value_type]
+    annotation = Knob(item)
+    if knob.value_type is float:
+        annotation = Annotated[annotation, BeforeValidator(_ints_are_floats)]
+    return annotation, Field(default=list(knob.default), description=knob.doc)
+
+
+#: ``[hardware]``: the accelerator template and its ranges (the knob fields come from
+#: :data:`codesign.knobs.HARDWARE_KNOBS`, one per registered knob).
+HardwareSpec = create_model(
+    "HardwareSpec", __base__=_HardwareFixed, __module__=__name__,
+    **{knob.name: _knob_field(knob) for knob in HARDWARE_KNOBS},
+)
+
+
 class ScheduleSpec(_Section):
     """``[schedule]``: the scheduler's knobs."""
 
-    dataflow: Knob(Dataflow) = ["ws", "os", "is"]
-    mapping: Literal["search", "round_robin", "single_core"] = "search"
-    granularity: Literal["layer", "group", "network"] = "layer"
+    dataflow: Knob(Dataflow) = list(DATAFLOWS)
+    mapping: Literal[MAPPINGS] = "search"
+    granularity: Literal[GRANULARITIES] = "layer"
     group_size: PositiveInt = 4
     mode: Knob(Mode) = ["layer_by_layer"]
 
@@ -135,9 +140,9 @@ class ScheduleSpec(_Section):
 class SearchSpec(_Section):
     """``[search]``: the optimiser's settings."""
 
-    strategy: Literal["joint", "sequential", "random"] = "joint"  # codesign.search.strategies
-    sampler: Literal["nsga2", "nsga3", "tpe"] = "nsga2"  # joint strategy only
-    refine: Literal["none", "mgda", "pcgrad"] = "none"  # gradient refinement of the front (codesign.search.refine)
+    strategy: Literal[STRATEGIES] = "joint"  # codesign.search.strategies
+    sampler: Literal[SAMPLERS] = "nsga2"  # joint strategy only
+    refine: Literal[REFINE_METHODS] = "none"  # gradient refinement of the front (codesign.search.refine)
     refine_starts: PositiveInt = 32  # front designs refinement starts from
     refine_steps: PositiveInt = 20  # gradient steps from each
     population: Annotated[int, Field(ge=2)] = 64
@@ -228,8 +233,9 @@ def parse_design(raw: dict, *, source: str = "<memory>") -> Design:
     """Validate a design given as a dict (as read from TOML).
 
     Besides the schema this checks what spans sections: the schedule's dataflows are ones
-    the cores support, the workload builds, plug-ins import, and every objective and budget
-    names a metric the model or a plug-in provides.
+    the cores support and the workload builds. Whether plug-ins import and every objective and
+    budget names a metric the model or a plug-in provides is checked where the evaluator is
+    built (:func:`codesign.model.evaluator.build_evaluator`), before any work.
     """
     try:
         design = Design.model_validate({**raw, "source": source})
@@ -237,7 +243,6 @@ def parse_design(raw: dict, *, source: str = "<memory>") -> Design:
         raise DesignError(_format_validation_error(source, raw, error)) from None
     _check_dataflows(design)
     _check_workload(design)
-    _check_metrics(design)
     return design
 
 
@@ -290,18 +295,3 @@ def _check_workload(design: Design) -> None:
         build_workload(spec.network, batch=spec.batch, precision_bytes=spec.precision_bytes, **spec.params)
     except (ValueError, TypeError) as error:
         raise DesignError(f"{design.source}: workload.params = {dict(spec.params)!r}: {error}") from None
-
-
-def _check_metrics(design: Design) -> None:
-    """Objectives and budgets must name a built-in metric or one a plug-in provides."""
-    from codesign.model.plugins import load_plugin
-
-    known = list(METRICS)
-    for spec in design.cost_model.plugins:
-        known += [m for m in load_plugin(spec, source=design.source).provides if m not in known]
-    for i, name in enumerate(design.objectives.minimize):
-        if name not in known:
-            raise DesignError(f"{design.source}: objectives.minimize[{i}] = {name!r}: a metric the model or a plug-in provides {known}")
-    for name in design.constraints:
-        if name not in known:
-            raise DesignError(f"{design.source}: constraints.{name}: a metric the model or a plug-in provides {known}")

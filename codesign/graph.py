@@ -23,7 +23,7 @@ from typing import Any
 import networkx as nx
 import torch
 
-from codesign.design import DATAFLOWS
+from codesign.vocab import DATAFLOWS
 from codesign.hardware.floorplan import build_floorplan
 from codesign.space import DesignSpace
 

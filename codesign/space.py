@@ -19,28 +19,21 @@ rows that mean the same design compare equal and are evaluated once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
+from functools import cached_property
 from typing import Any
 
 import optuna
 import torch
 
-from codesign.design import DATAFLOWS, MODES, Design
+from codesign.design import Design
+from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
+from codesign.vocab import DATAFLOWS, MODES
 from codesign.workload.graph import Workload, topological_order
 from codesign.workload.zoo import build_workload
 
-#: Hardware fields that may be knobs, in the order they appear in a row.
-HW_KNOB_FIELDS = (
-    "grid_rows",
-    "grid_cols",
-    "pe_rows",
-    "pe_cols",
-    "sram_kib",
-    "dram_gbps",
-    "noc_link_gbps",
-    "clock_ghz",
-    "node",
-)
+#: Hardware fields that may be knobs, in the order they take in a row (the knob registry's order).
+HW_KNOB_FIELDS = tuple(knob.name for knob in HARDWARE_KNOBS)
 
 
 @dataclass(frozen=True)
@@ -148,34 +141,27 @@ def lower_workload(workload: Workload, *, dtype: torch.dtype = torch.float64) ->
     )
 
 
-@dataclass
-class Candidates:
-    """A population of decoded candidates, every field a tensor with leading dim ``P``.
+def _n_cores(self) -> torch.Tensor:
+    return self.grid_rows * self.grid_cols
 
-    Hardware fields are ``[P]``; ``dataflow`` (0 = ws, 1 = os, 2 = is) and ``core``
-    (row-major core id, already reduced modulo ``n_cores``) are ``[P, L]``;
-    ``pipelined`` is a bool ``[P]``; ``node`` indexes :attr:`DesignSpace.node_names`.
-    """
 
-    grid_rows: torch.Tensor
-    grid_cols: torch.Tensor
-    pe_rows: torch.Tensor
-    pe_cols: torch.Tensor
-    sram_kib: torch.Tensor
-    dram_gbps: torch.Tensor
-    noc_link_gbps: torch.Tensor
-    clock_ghz: torch.Tensor
-    node: torch.Tensor
-    dataflow: torch.Tensor
-    core: torch.Tensor
-    pipelined: torch.Tensor
+def _len(self) -> int:
+    return self.pe_rows.shape[0]
 
-    @property
-    def n_cores(self) -> torch.Tensor:
-        return self.grid_rows * self.grid_cols
 
-    def __len__(self) -> int:
-        return self.pe_rows.shape[0]
+#: A population of decoded candidates, every field a tensor with leading dim ``P``: one ``[P]``
+#: field per registered hardware knob (:data:`codesign.knobs.HARDWARE_KNOBS`: ``grid_rows``,
+#: ``grid_cols``, ``pe_rows``, ``pe_cols``, ``sram_kib``, ``dram_gbps``, ``noc_link_gbps``,
+#: ``clock_ghz``, ``node`` (an index into :attr:`DesignSpace.node_names`), ...), then
+#: ``dataflow`` (0 = ws, 1 = os, 2 = is) and ``core`` (row-major core id, already reduced modulo
+#: ``n_cores``) ``[P, L]``, and ``pipelined``, a bool ``[P]``.
+Candidates = make_dataclass(
+    "Candidates",
+    [(knob.name, torch.Tensor) for knob in HARDWARE_KNOBS] + [("dataflow", torch.Tensor), ("core", torch.Tensor), ("pipelined", torch.Tensor)],
+    namespace={"n_cores": property(_n_cores), "__len__": _len, "__module__": __name__},
+)
+Candidates.__doc__ = """A population of decoded candidates: one ``[P]`` tensor per hardware knob of the registry,
+``dataflow`` and ``core`` ``[P, L]``, ``pipelined`` ``[P]`` (see the comment above its definition)."""
 
 
 @dataclass
@@ -256,26 +242,31 @@ class DesignSpace:
         return {knob.name: knob.decode(int(code)) for knob, code in zip(self.knobs, row)}
 
     # --- tensor side ---------------------------------------------------------------------
-    def _hw_values(self, rows: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
-        """``[P]`` values of hardware field ``name`` (a knob column, or the fixed value)."""
-        choices = getattr(self.design.hardware, name)
-        table = torch.tensor(
-            [self.node_names.index(c) for c in choices] if name == "node" else choices,
-            dtype=torch.long if name in ("grid_rows", "grid_cols", "node") else dtype,
-            device=rows.device,
-        )
-        col = next((i for i, k in enumerate(self.knobs) if k.name == f"hw.{name}"), None)
+    def _hw_values(self, rows: torch.Tensor, knob: HardwareKnob | str, dtype: torch.dtype) -> torch.Tensor:
+        """``[P]`` values of hardware knob ``knob`` (a knob column, or the fixed value)."""
+        if isinstance(knob, str):
+            knob = next(k for k in HARDWARE_KNOBS if k.name == knob)
+        choices = getattr(self.design.hardware, knob.name)
+        if knob.tensor == "index":
+            table = torch.arange(len(choices), dtype=torch.long, device=rows.device)
+        else:
+            table = torch.tensor(choices, dtype=torch.long if knob.tensor == "long" else dtype, device=rows.device)
+        col = self._hw_col.get(knob.name)
         if col is None:
             return table[0].expand(rows.shape[0])
         return table[rows[:, col]]
+
+    @cached_property
+    def _hw_col(self) -> dict[str, int]:
+        """Row column of each searched hardware knob, by field name."""
+        return {k.name[3:]: i for i, k in enumerate(self.knobs) if k.name.startswith("hw.")}
 
     def decode(self, rows: torch.Tensor, *, dtype: torch.dtype = torch.float64) -> Candidates:
         """Integer rows ``[P, D]`` → :class:`Candidates` on ``rows.device``."""
         rows = rows.to(torch.long)
         P, L = rows.shape[0], len(self.lowered.names)
-        get = lambda name: self._hw_values(rows, name, dtype)  # noqa: E731
-        grid_rows, grid_cols = get("grid_rows"), get("grid_cols")
-        n_cores = grid_rows * grid_cols
+        hardware = {knob.name: self._hw_values(rows, knob, dtype) for knob in HARDWARE_KNOBS}
+        n_cores = hardware["grid_rows"] * hardware["grid_cols"]
         sched = self.design.schedule
 
         df_codes = torch.tensor([DATAFLOWS.index(d) for d in sched.dataflow], device=rows.device)
@@ -290,15 +281,7 @@ class DesignSpace:
         mode_col = next((i for i, k in enumerate(self.knobs) if k.name == "sched.mode"), None)
         mode = mode_codes[0].expand(P) if mode_col is None else mode_codes[rows[:, mode_col]]
         return Candidates(
-            grid_rows=grid_rows,
-            grid_cols=grid_cols,
-            pe_rows=get("pe_rows"),
-            pe_cols=get("pe_cols"),
-            sram_kib=get("sram_kib"),
-            dram_gbps=get("dram_gbps"),
-            noc_link_gbps=get("noc_link_gbps"),
-            clock_ghz=get("clock_ghz"),
-            node=get("node"),
+            **hardware,
             dataflow=dataflow,
             core=core,
             pipelined=mode == MODES.index("pipelined"),

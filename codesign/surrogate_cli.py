@@ -299,7 +299,7 @@ def _positive(name: str, value: int) -> None:
 def train(args: argparse.Namespace) -> dict:
     import torch
 
-    from codesign.search.explore import resolve_device
+    from codesign.model.evaluator import resolve_device
 
     for name in ("members", "hidden", "steps"):
         _positive(name, getattr(args, name))
@@ -348,7 +348,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from codesign.model.surrogate import LatencySurrogate
-    from codesign.search.explore import resolve_device
+    from codesign.model.evaluator import resolve_device
 
     device = resolve_device(args.device)
     model = LatencySurrogate.load(args.model, device=device)

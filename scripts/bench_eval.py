@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 from codesign.design import load_design, parse_design  # noqa: E402
 from codesign.errors import UserError  # noqa: E402
 from codesign.model import plugins  # noqa: E402
-from codesign.model.plugins import Evaluator  # noqa: E402
-from codesign.search.explore import resolve_device  # noqa: E402
+from codesign.model.evaluator import Evaluator  # noqa: E402
+from codesign.model.evaluator import resolve_device  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 
 DESIGN = ROOT / "designs" / "bench_resnet50_16core.toml"

@@ -57,7 +57,7 @@ from bench_eval import machine_info  # noqa: E402
 from codesign import api  # noqa: E402
 from codesign.design import load_design  # noqa: E402
 from codesign.errors import UserError  # noqa: E402
-from codesign.model.plugins import Evaluator  # noqa: E402
+from codesign.model.evaluator import Evaluator  # noqa: E402
 from codesign.search import explore as explore_module  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 
@@ -169,7 +169,7 @@ def run_pymoo(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
     except ImportError:
         return None
     design = space.design
-    evaluator = Evaluator(space, device=explore_module.resolve_device(device), dtype=dtype)
+    evaluator = Evaluator(space, device=resolve_device(device), dtype=dtype)
     counted = {"evaluations": 0, "calls": 0}
 
     def count(F, G, failed):
@@ -253,7 +253,7 @@ def run_steps(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
     """The loop before and after each change, same design, trials and storage (a journal file)."""
     from codesign.search.storage import load_or_create_study, open_storage
 
-    evaluator = Evaluator(space, device=explore_module.resolve_device(device), dtype=dtype)
+    evaluator = Evaluator(space, device=resolve_device(device), dtype=dtype)
     default_threads = torch.get_num_threads()
     population = space.design.search.population
     steps = [
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        explore_module.resolve_device(args.device)
+        resolve_device(args.device)
     except UserError as error:
         print(f"bench_search: {error}", file=sys.stderr)
         return 2

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from codesign.design import load_design  # noqa: E402
-from codesign.model.plugins import Evaluator  # noqa: E402
+from codesign.model.evaluator import Evaluator  # noqa: E402
 from codesign.model.surrogate import LatencySurrogate  # noqa: E402
 from codesign.oracles.base import OracleCostModel, oracle_evaluate  # noqa: E402
 from codesign.oracles.emulated import EmulatedOracle  # noqa: E402
@@ -314,7 +314,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1: small tensors on a shared machine)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from codesign.search.explore import resolve_device
+    from codesign.model.evaluator import resolve_device
 
     device = resolve_device(args.device)
     seeds = list(range(2 if args.quick else args.seeds))

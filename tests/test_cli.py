@@ -247,7 +247,7 @@ def test_device_cuda_without_cuda(capsys, tmp_path):
     design = write_design(tmp_path)
     out = tmp_path / "out"
     code, _, err = cli(capsys, "explore", design, "--device", "cuda", "--out", out)
-    assert_one_error(code, err, "--device 'cuda'", "no CUDA device", "--device cpu")
+    assert_one_error(code, err, "--device cuda", "no CUDA device", "--device cpu")
     assert not out.exists()
 
 

@@ -14,9 +14,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from codesign.model import plugins
+from codesign.model import evaluator as plugins
 from codesign.model.analytical import AnalyticalModel
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.model.schedule import list_schedule, list_schedule_lp
 from codesign.model.systolic import _ceil_div, st_ceil, st_floor, st_round
 from codesign.space import take

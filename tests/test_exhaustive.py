@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import torch
 
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.search.exhaustive import exhaustive_front, rows_of, space_size
 from tests.conftest import make_space
 

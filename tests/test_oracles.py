@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 import torch
 
-from codesign.design import DATAFLOWS
+from codesign.vocab import DATAFLOWS
 from codesign.errors import UserError
 from codesign.model.analytical import AnalyticalModel
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.model.systolic import compute_cycles
 from codesign.oracles import LayerJob, OracleCostModel, design_jobs, get_oracle, oracle_evaluate, schedule_latency
 from codesign.oracles.base import Oracle, OracleCache

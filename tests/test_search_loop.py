@@ -20,7 +20,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from codesign import api
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.search.explore import GENERATION_KEY, PARENT_KEY_PREFIX, RNG_KEY, Nsga2, run_search
 from codesign.search.storage import STUDY_NAME, JOURNAL_FILE, TrialWriter, open_storage
 from tests.conftest import make_space

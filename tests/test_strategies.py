@@ -13,7 +13,7 @@ import pytest
 
 from codesign import api
 from codesign.errors import UserError
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.search.explore import run_search
 from codesign.search.strategies import PHASE_KEY, STRATEGY_KEY, default_schedule, hardware_columns, spread_front
 from tests.conftest import make_space
@@ -159,7 +159,7 @@ def test_cli_strategy_flags_and_resume_check(tmp_path):
     assert summary["strategy"] == "sequential" and summary["n_trials"] == 128
     again = cli("explore", str(design), "--trials", "200", "--strategy", "random", "--out", str(out), "--device", "cpu", cwd=ROOT)
     assert again.returncode == 2
-    assert again.stderr.count("\n") == 1 and "holds a run of --strategy sequential" in again.stderr
+    assert again.stderr.count("\n") == 1 and "holds a run of strategy sequential" in again.stderr
     assert api.open_run(out).summary["n_trials"] == 128
     bad = cli("explore", str(design), "--strategy", "sequential", "--sampler", "tpe", "--out", str(tmp_path / "x"), cwd=ROOT)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and not (tmp_path / "x").exists()

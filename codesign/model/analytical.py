@@ -56,7 +56,7 @@ from codesign.model.systolic import (
     stall_bound_cycles,
     stall_terms,
 )
-from codesign.design import DATAFLOWS
+from codesign.vocab import DATAFLOWS
 from codesign.space import Candidates, DesignSpace
 
 PJ = 1e-12

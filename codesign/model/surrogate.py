@@ -50,7 +50,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from codesign.design import DATAFLOWS, parse_design
+from codesign.design import parse_design
+from codesign.vocab import DATAFLOWS
 from codesign.errors import UserError
 from codesign.model.systolic import folds as systolic_folds
 from codesign.model.systolic import sram_accesses

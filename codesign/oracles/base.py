@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codesign.design import DATAFLOWS
+from codesign.vocab import DATAFLOWS
 from codesign.errors import UserError
 
 CACHE_ENV = "CODESIGN_ORACLE_CACHE"  # folder of the oracle caches (default ~/.cache/codesign/oracles)

@@ -44,52 +44,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from codesign.design import Design
 from codesign.errors import UserError
-from codesign.model.plugins import CostModel, Evaluator, load_plugin
+from codesign.model.evaluator import Evaluator
 from codesign.search.storage import TrialWriter, study_system_attrs
 from codesign.space import DesignSpace
-
-RUN_FILE = "run.json"
-DESIGN_COPY = "design.toml"  # the design file as given, for people; run.json holds the validated design
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` → cuda when available, else cpu; an explicit ``cuda`` must be available."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UserError(f"--device {device!r}: expected auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device!r}: this machine has no CUDA device (torch {torch.__version__}); use --device cpu or auto")
-    return torch.device(device)
-
-
-def load_plugins(design: Design) -> list[CostModel]:
-    return [load_plugin(spec, source=design.source) for spec in design.cost_model.plugins]
-
-
-def check_metrics(design: Design, evaluator: Evaluator) -> None:
-    """Objectives and constraints must name metrics the model or a plug-in provides."""
-    known = evaluator.metric_names
-    for where, names in (("objectives.minimize", design.objectives.minimize), ("constraints", list(design.constraints))):
-        for name in names:
-            if name not in known:
-                raise UserError(f"{design.source}: {where}: unknown metric {name!r}; expected one of {known}")
-
-
-def space_fingerprint(space: DesignSpace) -> str:
-    """A hash of what makes stored trials comparable: knobs, objectives, budgets, workload."""
-    d = space.design
-    payload = {
-        "knobs": {k.name: repr(k.distribution) for k in space.knobs},
-        "objectives": d.objectives.minimize,
-        "constraints": d.constraints,
-        "workload": d.workload.model_dump(),
-        "hardware": d.hardware.model_dump(mode="json"),
-        "schedule": d.schedule.model_dump(mode="json"),
-        "plugins": d.cost_model.plugins,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
 
 @dataclass
 class Timings:
@@ -157,27 +114,6 @@ class _StopOnInterrupt:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-def prepare_run_folder(out: Path, fingerprint: str, design: Design, storage_url: str | None) -> bool:
-    """Check ``out`` can hold this run; returns True if it resumes an earlier one. Creates nothing."""
-    run_file = out / RUN_FILE
-    if run_file.exists():
-        try:
-            info = json.loads(run_file.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise UserError(f"{run_file}: unreadable run file ({error}); use another --out") from None
-        if info.get("fingerprint") != fingerprint:
-            raise UserError(
-                f"--out {out}: holds a run of a different design space (its design is {out / DESIGN_COPY}); "
-                "use another --out to start a new run"
-            )
-        if info.get("storage_url") != storage_url:
-            raise UserError(f"--out {out}: this run's storage is {info.get('storage_url') or 'the run folder'}; pass the same --storage to resume it")
-        return True
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out}: exists and is not a codesign run folder; choose a new or empty folder")
-    return False
 
 
 # --- NSGA-II, a generation at a time -------------------------------------------------------

@@ -45,9 +45,9 @@ import numpy as np
 import optuna
 import torch
 
-from codesign.design import DATAFLOWS
+from codesign.vocab import DATAFLOWS
 from codesign.errors import UserError
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.search.pareto import feasible_mask
 from codesign.space import DesignSpace
 

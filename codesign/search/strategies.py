@@ -33,7 +33,7 @@ from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
 from codesign.errors import UserError
-from codesign.model.plugins import Evaluator
+from codesign.model.evaluator import Evaluator
 from codesign.search.explore import (
     GENERATION_KEY,
     BatchLoop,

@@ -36,7 +36,6 @@ them. A last search on the final surrogate gives ``predicted_front.csv`` (not ve
 from __future__ import annotations
 
 import math
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +45,10 @@ import optuna
 import pandas as pd
 import torch
 
-from codesign.errors import UserError
-from codesign.model.plugins import Evaluator
+from codesign.errors import ArgumentError, UserError
+from codesign.model.evaluator import Evaluator
 from codesign.model.surrogate import LatencySurrogate, SurrogateCostModel, design_table, features, training_metadata
-from codesign.oracles.base import Oracle, OracleCostModel, get_oracle
+from codesign.oracles.base import Oracle, OracleCostModel
 from codesign.search.pareto import feasible_mask, hypervolume, nondominated_mask, reference_point
 from codesign.space import DesignSpace
 
@@ -89,11 +88,11 @@ class LoopSettings:
 
     def resolve(self, design) -> "LoopSettings":
         if self.budget < 1:
-            raise UserError(f"--oracle-budget {self.budget}: expected a positive number of designs")
+            raise ArgumentError("oracle_budget", self.budget, "expected a positive number of designs")
         initial = self.initial if self.initial is not None else max(MIN_INITIAL, math.ceil(self.budget / 4))
         if self.budget < initial + 1:
-            raise UserError(
-                f"--oracle-budget {self.budget}: must exceed the initial space-filling set of {initial} designs "
+            raise ArgumentError(
+                "oracle_budget", self.budget, f"must exceed the initial space-filling set of {initial} designs "
                 f"(at least {initial + 1}: the initial set plus one surrogate-guided design)"
             )
         batch = self.batch if self.batch is not None else max(4, math.ceil((self.budget - initial) / 4))
@@ -417,60 +416,3 @@ def check_design(design) -> None:
         raise UserError(
             f"{design.source}: --oracle corrects latency_s, which is neither an objective nor a constraint of this design"
         )
-
-
-def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: int | None, seed: int, out: Path,
-                        device: str = "auto", say=print, settings: LoopSettings | None = None):
-    """``codesign explore --oracle``: the loop, then the run folder. Returns an :class:`~codesign.api.Run`."""
-    import json
-
-    from codesign.api import Run
-    from codesign.report import plot_front
-    from codesign.report.export import write_csv, write_json
-    from codesign.search.explore import DESIGN_COPY, RUN_FILE, check_metrics, load_plugins, resolve_device
-
-    check_design(design)
-    settings = settings or LoopSettings(budget=budget, inner_trials=trials)
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"--out {out}: exists and is not empty; an oracle run starts in a new or empty folder "
-                        "(the oracle's cache keeps every result, so running again costs no oracle time)")
-    resolved = settings.resolve(design)  # budget errors before the oracle is even built
-    dev = resolve_device(device)
-    space = DesignSpace.from_design(design)
-    plugins = load_plugins(design)
-    oracle = get_oracle(oracle)
-    loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say)
-    check_metrics(design, loop.analytic_eval)
-    start = time.perf_counter()
-    try:
-        result = loop.run()
-    finally:
-        oracle.close()
-    wall = time.perf_counter() - start
-    out.mkdir(parents=True, exist_ok=True)
-    info = {"design": design.model_dump(mode="json"), "oracle": oracle.describe(), "oracle_budget": budget, "seed": seed,
-            "design_source": design.source, "kind": "surrogate_loop"}
-    (out / RUN_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
-    if Path(design.source).is_file():
-        shutil.copyfile(design.source, out / DESIGN_COPY)
-    write_csv(result.verified, out / "oracle_trials.csv")
-    write_csv(result.front, out / "front.csv")
-    if result.predicted_front is not None:
-        write_csv(result.predicted_front, out / "predicted_front.csv")
-    write_csv(pd.DataFrame(result.rounds), out / "rounds.csv")
-    loop.save_surrogate(out / "surrogate")
-    objectives = list(design.objectives.minimize)
-    frame = result.verified.copy()
-    if len(result.front):
-        plot_front(frame, result.front, objectives, out / "front.png", title=f"{design.workload.network}: {len(frame)} oracle-verified designs")
-    summary = {
-        "design": design.source, "workload": design.workload.network, "objectives": objectives,
-        "constraints": design.constraints, "n_trials": len(frame), "trials_added": len(frame),
-        "n_complete": int((frame["fail_reason"] == "").sum()), "n_feasible": int(frame["feasible"].sum()),
-        "n_front": len(result.front), "hypervolume": result.summary["verified_hypervolume"],
-        "reference_point_rule": "nadir + 0.1·(nadir − ideal) of the oracle-verified feasible designs",
-        "wall_s": wall, "device": str(dev), **result.summary,
-    }
-    write_json(summary, out / "summary.json")
-    return Run(out=out, trials=frame, front=result.front, summary=summary)

@@ -1,0 +1,54 @@
+"""The shared vocabularies: every name a user writes or a column carries, written once.
+
+The design schema's literals, the shell's ``choices=`` and every string ↔ integer code in the
+model, the oracles and the surrogate come from here. A value's position in its tuple is its
+integer code where one is needed (``DATAFLOWS.index("os") == 1``), so codes are stable.
+"""
+
+from __future__ import annotations
+
+#: Metrics the built-in model reports; every one of them is minimised (SI units in the names).
+METRICS = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w")
+
+#: Systolic dataflows: weight-, output- and input-stationary (SCALE-Sim's ``ws``/``os``/``is``).
+#: Their codes 0, 1, 2 are what the model's ``[P, L]`` dataflow tensors hold.
+DATAFLOWS = ("ws", "os", "is")
+WS, OS, IS = range(3)
+
+#: Execution modes of a whole network: each layer runs the whole batch, or samples stream through the cores.
+MODES = ("layer_by_layer", "pipelined")
+
+#: Layer-to-core mapping policies of the schedule.
+MAPPINGS = ("search", "round_robin", "single_core")
+
+#: How many layers share one dataflow/core knob.
+GRANULARITIES = ("layer", "group", "network")
+
+#: DRAM interface kinds the model prices (energy per byte, PHY area per port).
+DRAM_KINDS = ("ddr4", "lpddr4", "hbm2")
+
+#: Operand widths in bytes: int8, fp16/bf16, fp32.
+PRECISIONS = (1, 2, 4)
+
+#: Search strategies (:mod:`codesign.search.strategies`).
+STRATEGIES = ("joint", "sequential", "random")
+
+#: Samplers of the joint strategy: the engine's generation-level NSGA-II, Optuna's NSGA-III and TPE.
+SAMPLERS = ("nsga2", "nsga3", "tpe")
+
+#: Gradient refinement of the front after the search (:mod:`codesign.search.refine`).
+REFINE_METHODS = ("none", "mgda", "pcgrad")
+
+#: Where the model runs.
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def dataflow_code(name: str) -> int:
+    """The integer code of a dataflow name (``"os"`` → 1)."""
+    return DATAFLOWS.index(name)
+
+
+def one_of(values: tuple) -> str:
+    """``a, b or c``: the allowed values, as error messages list them."""
+    names = [str(v) for v in values]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
