@@ -236,39 +236,6 @@ def error_report(oracle: np.ndarray, predicted: np.ndarray, analytical: np.ndarr
     return report
 
 
-def plot_predicted_vs_oracle(oracle: np.ndarray, predicted: np.ndarray, analytical: np.ndarray, types: np.ndarray, path, *, title: str) -> Path:
-    """Log-log scatter of predicted (and analytical) against oracle cycles, one panel per layer type."""
-    import numpy as np
-
-    from codesign.report._style import FRONT_COLOR, TRIAL_COLOR, plt, save_figure
-
-    present = [t for t in LAYER_TYPES if (types == t).any()]
-    fig, axes = plt.subplots(1, len(present), figsize=(4.2 * len(present), 4.2), squeeze=False)
-    for ax, t in zip(axes[0], present):
-        m = (types == t) & np.isfinite(predicted)
-        lo = min(oracle[m].min(), predicted[m].min(), analytical[m].min()) / 1.5
-        hi = max(oracle[m].max(), predicted[m].max(), analytical[m].max()) * 1.5
-        ax.plot([lo, hi], [lo, hi], color="0.3", lw=0.8, ls="--", label="y = x")
-        ax.scatter(oracle[m], analytical[m], s=14, color=TRIAL_COLOR, alpha=0.6, marker="x", label="analytical")
-        ax.scatter(oracle[m], predicted[m], s=16, color=FRONT_COLOR, alpha=0.85, label="analytical + learned")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        e = np.median(np.abs(predicted[m] / oracle[m] - 1)) * 100
-        ea = np.median(np.abs(analytical[m] / oracle[m] - 1)) * 100
-        ax.set_title(f"{t}: {int(m.sum())} rows\nmedian |err| {e:.1f} % (analytical {ea:.1f} %)", fontsize=9)
-        from matplotlib.ticker import NullFormatter
-
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("oracle total cycles")
-        ax.set_ylabel("predicted total cycles")
-        ax.legend(fontsize=7, loc="upper left")
-    fig.suptitle(title, fontsize=10, y=1.04)
-    return save_figure(fig, path)
-
-
 # --- the subcommands ----------------------------------------------------------------------------
 def add_surrogate_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser("surrogate", help="train or evaluate the learned latency surrogate on recorded oracle results")
@@ -319,6 +286,7 @@ def _train(args: argparse.Namespace, device) -> dict:
     import numpy as np
 
     from codesign.model.surrogate import LatencySurrogate, training_metadata
+    from codesign.report import plot_predicted_vs_oracle
 
     rows = load_oracle_rows(args.data)
     if len(rows) < 4:
@@ -333,7 +301,7 @@ def _train(args: argparse.Namespace, device) -> dict:
         predicted = analytical * np.exp(mean)
         report["heldout"] = {"rule": f"{args.folds}×{args.folds} folds: layers and array shapes both unseen in training",
                              **error_report(rows.cycles, predicted, analytical, rows.layer_type), "seconds": time.perf_counter() - t0}
-        plot_predicted_vs_oracle(rows.cycles, predicted, analytical, rows.layer_type, out / "predicted_vs_oracle.png",
+        plot_predicted_vs_oracle(rows.cycles, predicted, analytical, rows.layer_type, out / "predicted_vs_oracle.png", layer_types=LAYER_TYPES,
                                  title=f"held-out predictions ({args.folds}×{args.folds} folds over layers and arrays), {rows.oracle['name']} {rows.oracle['version']}")
     model = LatencySurrogate(members=args.members, hidden=args.hidden).to(device)
     stats = model.fit(x, y, steps=args.steps, seed=args.seed, groups=[rows.layer, rows.hardware])
@@ -347,8 +315,9 @@ def _train(args: argparse.Namespace, device) -> dict:
 def evaluate(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from codesign.model.surrogate import LatencySurrogate
     from codesign.model.evaluator import resolve_device
+    from codesign.model.surrogate import LatencySurrogate
+    from codesign.report import plot_predicted_vs_oracle
 
     device = resolve_device(args.device)
     model = LatencySurrogate.load(args.model, device=device)
@@ -363,7 +332,7 @@ def evaluate(args: argparse.Namespace) -> dict:
         report["warning"] = "the model was trained on another oracle's results"
     out = Path(args.out or args.model)
     out.mkdir(parents=True, exist_ok=True)
-    plot_predicted_vs_oracle(rows.cycles, predicted, analytical, rows.layer_type, out / "predicted_vs_oracle.png",
+    plot_predicted_vs_oracle(rows.cycles, predicted, analytical, rows.layer_type, out / "predicted_vs_oracle.png", layer_types=LAYER_TYPES,
                              title=f"{args.model} on {', '.join(Path(s).name for s in rows.sources)}")
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report

@@ -115,7 +115,7 @@ def test_config_template_reads(tmp_path):
 @pytest.mark.parametrize(
     "edit, message",
     [
-        (("Dataflow : ws", "Dataflow : xs"), "Dataflow = 'xs': expected os, ws or is"),
+        (("Dataflow : ws", "Dataflow : xs"), "Dataflow = 'xs': expected ws, os or is"),
         (("ArrayHeight:    32", "ArrayHeight:    0"), "ArrayHeight = '0': expected a positive integer"),
         (("IfmapSRAMBankBandwidth: 10", "IfmapSRAMBankBandwidth: 20"), "IfmapSRAMBankBandwidth = '20' differs"),
         (("ArrayWidth:     16\n", ""), "[architecture_presets] ArrayWidth is missing"),

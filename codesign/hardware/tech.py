@@ -26,10 +26,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-#: DRAM interface kinds the model prices (energy per byte, PHY area per port).
-DRAM_KINDS = ("ddr4", "lpddr4", "hbm2")
-#: Operand precisions in bytes: 1 = int8, 2 = fp16/bf16, 4 = fp32.
-PRECISIONS = (1, 2, 4)
+from codesign.vocab import DRAM_KINDS, PRECISIONS  # noqa: F401 - re-exported: the tables below are keyed by them
 
 # ---------------------------------------------------------------------------------------------
 # 45 nm anchors (Horowitz, ISSCC 2014, 45 nm at 0.9 V)

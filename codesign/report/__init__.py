@@ -7,6 +7,7 @@ from codesign.report.plots import (
     plot_hypervolume_history,
     plot_parallel_coordinates,
 )
+from codesign.report.surrogate_plots import plot_predicted_vs_oracle
 
 __all__ = [
     "plot_front",
@@ -14,4 +15,5 @@ __all__ = [
     "plot_parallel_coordinates",
     "plot_floorplan",
     "plot_gantt",
+    "plot_predicted_vs_oracle",
 ]

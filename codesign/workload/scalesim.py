@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codesign.errors import UserError
+from codesign.vocab import DATAFLOWS, one_of
 from codesign.workload.graph import Workload
 from codesign.workload.layer import Layer
 
@@ -220,8 +221,8 @@ def read_config(path: str | Path) -> ScaleSimConfig:
 
     arch = "architecture_presets"
     dataflow = get(arch, "Dataflow").lower()
-    if dataflow not in ("os", "ws", "is"):
-        raise ScaleSimFormatError(f"{path}: [{arch}] Dataflow = {dataflow!r}: expected os, ws or is")
+    if dataflow not in DATAFLOWS:
+        raise ScaleSimFormatError(f"{path}: [{arch}] Dataflow = {dataflow!r}: expected {one_of(DATAFLOWS)}")
     mode = (get("run_presets", "InterfaceBandwidth", required=False) or "USER").upper()
     if mode not in ("USER", "CALC"):
         raise ScaleSimFormatError(f"{path}: [run_presets] InterfaceBandwidth = {mode!r}: expected USER or CALC")

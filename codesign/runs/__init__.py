@@ -1,0 +1,1 @@
+"""The application layer: run folders, the explore workflows, report and show."""

@@ -1,0 +1,94 @@
+"""``codesign report`` and ``codesign show``: redraw a run's plots from its stored trials, and draw
+one trial's design (floorplan, Gantt chart, schedule table, GraphML and JSON of its graph).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from codesign.design import parse_design
+from codesign.errors import ArgumentError, UserError
+from codesign.graph import design_graph, write_graph_json, write_graphml
+from codesign.model.evaluator import Evaluator, build_evaluator
+from codesign.report import plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
+from codesign.runs.tables import write_csv
+from codesign.runs.folder import RUN_FILE
+from codesign.runs.outputs import open_run, write_outputs
+from codesign.search.pareto import hypervolume_history
+from codesign.search.storage import load_or_create_study, open_storage
+from codesign.space import DesignSpace
+
+
+def _load_run_space(out: Path) -> tuple[DesignSpace, Evaluator, dict]:
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        raise UserError(f"{out}: not a codesign run folder (no {RUN_FILE}); run `codesign explore` first")
+    info = json.loads(run_file.read_text())
+    design = parse_design(info["design"], source=info.get("design_source", str(run_file)))
+    space, evaluator = build_evaluator(design)
+    return space, evaluator, info
+
+
+def report(out: str | Path) -> list[Path]:
+    """Regenerate a run's plots from its stored trials: front, hypervolume history, parallel coordinates."""
+    out = Path(out)
+    space, evaluator, info = _load_run_space(out)
+    backend, _ = open_storage(out, info.get("storage_url"))
+    persistent = load_or_create_study(backend, ["minimize"] * len(space.design.objectives.minimize))
+    # Keep what only the run itself measured (seed, wall time, throughput) from its summary.
+    previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+    run_keys = ("seed", "strategy", "sampler", "refine", "device", "trials_added", "wall_s", "evals_per_s", "trials_per_s", "timings_s", "storage")
+    run_stats = {k: previous[k] for k in run_keys if k in previous}
+    run = write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
+    objectives = run.objectives
+    paths = [out / "front.png"]
+    if len(run.front):
+        ref = np.array([run.summary["reference_point"][o] for o in objectives])
+        history = hypervolume_history(run.trials, objectives, ref)
+        paths.append(plot_hypervolume_history(history, out / "hypervolume.png", reference_point=ref))
+        knobs = [k.name for k in space.knobs if k.name.startswith("hw.") or k.name == "sched.mode"]
+        paths.append(plot_parallel_coordinates(run.front, [*objectives, *knobs], out / "parallel_coordinates.png"))
+    return paths
+
+
+def show(out: str | Path, trial: int) -> dict[str, Path]:
+    """Floorplan with mapping, per-core Gantt chart, GraphML and JSON of one trial's design."""
+    out = Path(out)
+    space, evaluator, _ = _load_run_space(out)
+    frame = open_run(out).trials
+    match = frame[frame["trial"] == trial]
+    if match.empty:
+        raise ArgumentError("trial", trial, f"no such trial in {out} (trials 0–{int(frame['trial'].max())})")
+    record = match.iloc[0]
+    params = {}
+    for knob in space.knobs:
+        value = record[knob.name]
+        params[knob.name] = type(knob.choices[0])(value) if knob.choices else int(value)
+    graph = design_graph(space, params)
+    row = torch.tensor([space.encode(params)], dtype=torch.long).reshape(1, space.dimension)
+    detail = evaluator.model.evaluate(space.decode(row), detail=True).layers
+    schedule = pd.DataFrame(
+        {
+            "layer": space.lowered.names,
+            "core": space.decode(row).core[0].tolist(),
+            "dataflow": [graph.edges[n, f"core{int(cc)}"]["dataflow"] for n, cc in zip(space.lowered.names, space.decode(row).core[0].tolist())],
+            "start_s": detail["start_s"][0].tolist(),
+            "end_s": detail["end_s"][0].tolist(),
+            "compute_cycles": detail["compute_cycles"][0].tolist(),
+            "stall_cycles": detail["stall_cycles"][0].tolist(),
+            "dram_bytes": detail["dram_bytes"][0].tolist(),
+        }
+    )
+    stem = out / f"trial_{trial}"
+    return {
+        "floorplan": plot_floorplan(graph, f"{stem}_floorplan.png", title=f"trial {trial}"),
+        "gantt": plot_gantt(schedule, f"{stem}_gantt.png", title=f"trial {trial}: layer-by-layer schedule"),
+        "schedule": write_csv(schedule, Path(f"{stem}_schedule.csv")),
+        "graphml": write_graphml(graph, f"{stem}.graphml"),
+        "json": write_graph_json(graph, f"{stem}.json"),
+    }

@@ -1,0 +1,2 @@
+"""The search engine: one driver running any strategy (the engine's NSGA-II among them), the evaluate-and-store step,
+refinement, Pareto tools and storage."""
