@@ -4,7 +4,6 @@ line; successful runs write their outputs, resume, survive failing plug-ins and 
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import signal
 import subprocess
@@ -14,74 +13,16 @@ from pathlib import Path
 
 import networkx as nx
 import numpy as np
-import optuna
 import pandas as pd
 import pytest
 import torch
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend
 
 from codesign.cli import main
+from tests.helpers import DESIGNS, POPULATION, assert_one_error, cli, small_design_text, snapshot, stored_trials, write_design
 
-ROOT = Path(__file__).resolve().parents[1]
-DESIGNS = ROOT / "designs"
-EDGE = DESIGNS / "edge_resnet18.toml"
 CHIPLET = DESIGNS / "edge_resnet18_chiplet_cost.toml"
-POPULATION = 32
 OUTPUTS = ("trials.csv", "front.csv", "front.png", "summary.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-# --- helpers ---------------------------------------------------------------------------------
-
-
-def small_design_text(*, plugins: list[str] | None = None, objectives: list[str] | None = None, **hardware) -> str:
-    """edge_resnet18.toml with a population of 32, optionally other hardware ranges or plug-ins."""
-    text = EDGE.read_text()
-    text = re.sub(r"(?m)^population = \d+", f"population = {POPULATION}", text)
-    for key, value in hardware.items():
-        text, n = re.subn(rf"(?m)^{key} = .*$", f"{key} = {json.dumps(value)}", text)
-        assert n == 1, key
-    if objectives is not None:
-        text, n = re.subn(r"(?m)^minimize = .*$", f"minimize = {json.dumps(objectives)}", text)
-        assert n == 1
-    if plugins is not None:
-        text += f"\n[cost_model]\nplugins = {json.dumps(plugins)}\n"
-    return text
-
-
-def write_design(folder: Path, name: str = "design.toml", **kwargs) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(small_design_text(**kwargs))
-    return path
-
-
-def cli(capsys, *argv) -> tuple[int, str, str]:
-    """``codesign ARGV`` in this process: exit code, stdout, stderr."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exit_:  # argparse exits instead of returning
-        code = exit_.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_error(code: int, err: str, *needles: str) -> str:
-    """Exit code 2, no traceback, one ``codesign: error:`` line that names every needle."""
-    assert code == 2, err
-    assert "Traceback" not in err, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("codesign: error: "), err
-    for needle in needles:
-        assert needle in lines[0], (needle, err)
-    return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file under ``folder`` with its mtime and contents."""
-    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def non_dominated(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
@@ -95,12 +36,6 @@ def non_dominated(frame: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     ]
     return usable.iloc[keep].sort_values("trial").reset_index(drop=True)
 
-
-def stored_trials(run: Path) -> list[optuna.trial.FrozenTrial]:
-    storage = JournalStorage(JournalFileBackend(str(run / "study.journal")))
-    study = optuna.load_study(study_name="codesign", storage=storage)
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
-    return [t for t in study.get_trials(deepcopy=False) if t.state in done]
 
 
 @pytest.fixture(autouse=True)
@@ -228,7 +163,7 @@ def test_storage_that_does_not_open(capsys, tmp_path):
     design = write_design(tmp_path)
     out = tmp_path / "out"
     code, _, err = cli(capsys, "explore", design, "--storage", "bogus://nowhere", "--out", out)
-    assert_one_error(code, err, "--storage 'bogus://nowhere'", "cannot open this Optuna storage")
+    assert_one_error(code, err, "--storage bogus://nowhere", "cannot open this Optuna storage")
     assert not out.exists()
 
 
@@ -238,7 +173,7 @@ def test_sqlite_storage_that_does_not_open_is_one_line(capsys, tmp_path):
     url = f"sqlite:///{tmp_path}/no/such/folder/study.db"
     code, _, err = cli(capsys, "explore", design, "--storage", url, "--out", out)
     assert not out.exists()
-    assert_one_error(code, err, f"--storage {url!r}", "cannot open this Optuna storage")
+    assert_one_error(code, err, f"--storage {url}", "cannot open this Optuna storage")
 
 
 def test_device_cuda_without_cuda(capsys, tmp_path):

@@ -13,12 +13,12 @@ from pathlib import Path
 import optuna
 
 from codesign.design import Design
-from codesign.errors import ArgumentError, UserError
+from codesign.errors import ArgumentError
 from codesign.model.evaluator import build_evaluator
 from codesign.runs.tables import write_json
 from codesign.runs.folder import DESIGN_COPY, RUN_FILE, prepare_run_folder, space_fingerprint
 from codesign.runs.outputs import Run, write_outputs
-from codesign.search.explore import run_search
+from codesign.search.driver import run_search
 from codesign.search.refine import check_refinable, refine_front
 from codesign.search.storage import STUDY_NAME, load_or_create_study, open_storage
 
