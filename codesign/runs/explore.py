@@ -15,8 +15,7 @@ import optuna
 from codesign.design import Design
 from codesign.errors import ArgumentError
 from codesign.model.evaluator import build_evaluator
-from codesign.runs.tables import write_json
-from codesign.runs.folder import DESIGN_COPY, RUN_FILE, prepare_run_folder, space_fingerprint
+from codesign.runs.folder import RUN_FILE, prepare_run_folder, space_fingerprint, write_identity
 from codesign.runs.outputs import Run, write_outputs
 from codesign.search.driver import run_search
 from codesign.search.refine import check_refinable, refine_front
@@ -90,17 +89,12 @@ def open_run_study(out: Path, space, metric_names: list[str], *, storage: str | 
             shutil.rmtree(out, ignore_errors=True)
         raise
     if not resuming:
-        info = {
+        write_identity(out, design, {
             "fingerprint": fingerprint,
             "storage_url": storage,
             "storage": storage_desc,
             "study_name": STUDY_NAME,
-            "design": design.model_dump(mode="json"),
-            "design_source": str(Path(design.source).resolve()) if Path(design.source).is_file() else design.source,
             "metrics": metric_names,
             "strategy": {"strategy": strategy, "sampler": sampler},
-        }
-        write_json(info, out / RUN_FILE)
-        if Path(design.source).is_file():
-            shutil.copyfile(design.source, out / DESIGN_COPY)
+        })
     return persistent, storage_desc

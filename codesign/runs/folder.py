@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from codesign.design import Design
 from codesign.errors import ArgumentError, UserError
+from codesign.runs.tables import write_json
 from codesign.space import DesignSpace
 
 RUN_FILE = "run.json"
@@ -55,3 +57,16 @@ def prepare_run_folder(out: Path, fingerprint: str, design: Design, storage_url:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ArgumentError("out", str(out), "exists and is not a codesign run folder; choose a new or empty folder")
     return False
+
+
+def design_source(design: Design) -> str:
+    """Where the design came from: the file's absolute path, or the label of an in-memory design."""
+    return str(Path(design.source).resolve()) if Path(design.source).is_file() else design.source
+
+
+def write_identity(out: Path, design: Design, info: dict) -> None:
+    """``run.json`` (the validated design and ``info``) and ``design.toml`` (the file as given)."""
+    write_json({**info, "design": design.model_dump(mode="json"), "design_source": design_source(design)}, out / RUN_FILE)
+    if Path(design.source).is_file():
+        shutil.copyfile(design.source, out / DESIGN_COPY)
+

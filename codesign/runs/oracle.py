@@ -5,8 +5,6 @@ then its run folder: ``oracle_trials.csv``, ``front.csv`` (every point oracle-ve
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from codesign.model.plugins import load_plugins
 from codesign.oracles.base import Oracle, get_oracle
 from codesign.report import plot_front
 from codesign.runs.tables import write_csv, write_json
-from codesign.runs.folder import DESIGN_COPY, RUN_FILE
+from codesign.runs.folder import write_identity
 from codesign.runs.outputs import Run
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
@@ -47,11 +45,7 @@ def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: in
         oracle.close()
     wall = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
-    info = {"design": design.model_dump(mode="json"), "oracle": oracle.describe(), "oracle_budget": budget, "seed": seed,
-            "design_source": design.source, "kind": "surrogate_loop"}
-    (out / RUN_FILE).write_text(json.dumps(info, indent=2, default=str) + "\n")
-    if Path(design.source).is_file():
-        shutil.copyfile(design.source, out / DESIGN_COPY)
+    write_identity(out, design, {"oracle": oracle.describe(), "oracle_budget": budget, "seed": seed, "kind": "surrogate_loop"})
     write_csv(result.verified, out / "oracle_trials.csv")
     write_csv(result.front, out / "front.csv")
     if result.predicted_front is not None:
