@@ -49,7 +49,7 @@ from bench_eval import machine_info  # noqa: E402
 from bench_search import pymoo_problem  # noqa: E402
 from codesign.api import build  # noqa: E402
 from codesign.search.exhaustive import exhaustive_front  # noqa: E402
-from codesign.search.explore import run_search  # noqa: E402
+from codesign.search.driver import run_search  # noqa: E402
 from codesign.search.pareto import hypervolume, nondominated_mask  # noqa: E402
 from codesign.search.refine import front_starts, refine_rows  # noqa: E402
 

@@ -57,8 +57,10 @@ from bench_eval import machine_info  # noqa: E402
 from codesign import api  # noqa: E402
 from codesign.design import load_design  # noqa: E402
 from codesign.errors import UserError  # noqa: E402
-from codesign.model.evaluator import Evaluator  # noqa: E402
-from codesign.search import explore as explore_module  # noqa: E402
+from codesign.model.evaluator import Evaluator, resolve_device  # noqa: E402
+from codesign.search.batch import Timings  # noqa: E402
+from codesign.search.driver import run_search  # noqa: E402
+from codesign.search.guards import torch_threads  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 
 DESIGN = ROOT / "designs" / "bench_resnet50_16core.toml"
@@ -183,7 +185,7 @@ def run_pymoo(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
         mutation=PM(eta=3.0, vtype=float, repair=RoundingRepair()),
         eliminate_duplicates=True,
     )
-    with explore_module._torch_threads(evaluator.device, design.search.population):  # the loop's thread setting
+    with torch_threads(evaluator.device, design.search.population):  # the loop's thread setting
         start, cpu = time.perf_counter(), time.process_time()
         minimize(pymoo_problem(space, evaluator, count), algorithm, ("n_evals", n_trials), seed=seed, verbose=False)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -245,7 +247,7 @@ def legacy_loop(space: DesignSpace, evaluator: Evaluator, persistent: optuna.Stu
             split[k] += dt
         gens.append((batch, t4 - t0))
         remaining -= batch
-    timings = explore_module.Timings(generations=gens)
+    timings = Timings(generations=gens)
     return {"split_s": split, "per_trial_first_10pct_s": timings.per_trial_s(True), "per_trial_last_10pct_s": timings.per_trial_s(False)}
 
 
@@ -274,10 +276,10 @@ def run_steps(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
         persistent = load_or_create_study(storage, ["minimize"] * len(space.design.objectives.minimize))
         start, cpu = time.perf_counter(), time.process_time()
         if loop == "legacy":
-            with explore_module._torch_threads(evaluator.device, population, threads):
+            with torch_threads(evaluator.device, population, threads):
                 detail = legacy_loop(space, evaluator, persistent, n_trials, seed)
         else:
-            timings, _ = explore_module.run_search(space, evaluator, persistent, n_trials=n_trials, seed=seed, say=lambda _: None, fast_storage=fast, cpu_threads=threads)
+            timings, _ = run_search(space, evaluator, persistent, n_trials=n_trials, seed=seed, say=lambda _: None, fast_storage=fast, cpu_threads=threads)
             d = timings.as_dict()
             detail = {"split_s": {k: d[k] for k in ("sample_s", "evaluate_s", "tell_s", "store_s")},
                       "per_trial_first_10pct_s": d["per_trial_first_10pct_s"], "per_trial_last_10pct_s": d["per_trial_last_10pct_s"]}

@@ -45,7 +45,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_eval import machine_info  # noqa: E402
 
 from codesign.design import load_design  # noqa: E402
-from codesign.search.explore import GENERATION_KEY, Nsga2, RowCodec  # noqa: E402
+from codesign.search.batch import RowCodec  # noqa: E402
+from codesign.search.nsga2 import Nsga2  # noqa: E402
+from codesign.search.optuna_internals import GENERATION_KEY  # noqa: E402
 from codesign.search.storage import STUDY_NAME, TrialWriter, open_journal  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""Tests for codesign.search.pareto (non-dominance, hypervolume, knee, fronts of trials tables)."""
+"""Tests for codesign.search.pareto (feasibility, dominance, spreading, non-dominance, hypervolume, knee,
+fronts of trials tables)."""
 
 from __future__ import annotations
 
@@ -8,14 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from optuna.trial import FrozenTrial, TrialState
 
 from codesign.search.pareto import (
+    dominated_by,
+    dominates,
+    domination_matrix,
+    feasible_mask,
     front_of,
     hypervolume,
     hypervolume_history,
     knee_point,
     nondominated_mask,
     reference_point,
+    spread,
+    spread_front,
+    spread_positions,
+    trial_feasible,
+    trial_violation,
 )
 
 OBJ = ["latency_s", "energy_j"]
@@ -196,3 +207,70 @@ def test_hypervolume_history_non_decreasing_and_final_value():
         hypervolume_history(trials, OBJ, ref, n_points=0)
     with pytest.raises(ValueError, match="reference_point"):
         hypervolume_history(trials, OBJ, [1.0])
+
+
+# --- feasibility, dominance, spreading ------------------------------------------------------
+
+
+def trial(number, values, constraints, state=TrialState.COMPLETE):
+    return FrozenTrial(number=number, state=state, value=None, values=values, datetime_start=None, datetime_complete=None,
+                       params={}, distributions={}, user_attrs={}, system_attrs={f"constraints:{k}": v for k, v in constraints.items()},
+                       intermediate_values={}, trial_id=number)
+
+
+def test_feasibility_of_metric_rows_and_of_trials():
+    values = np.array([[1.0, 5.0], [2.0, np.nan], [3.0, 9.0]])
+    assert feasible_mask(values, ["a", "b"], {"b": 6.0}).tolist() == [True, False, False]
+    assert trial_feasible(trial(0, [1.0], {"a": 0.0, "b": -1.0}))
+    assert not trial_feasible(trial(1, [1.0], {"a": 0.5}))
+    assert not trial_feasible(trial(2, None, {}, state=TrialState.FAIL))
+    assert trial_violation(trial(3, [1.0], {"a": 0.5, "b": -2.0, "c": 0.25})) == 0.75
+    assert trial_violation(trial(4, [1.0], {"a": -0.5})) == 0.0
+    assert trial_violation(trial(5, None, {}, state=TrialState.FAIL)) == float("inf")
+
+
+@settings(max_examples=100, deadline=None)
+@given(_points(2).filter(lambda v: len(v) > 0), st.data())
+def test_dominance_relations_agree(values, data):
+    n = len(values)
+    matrix = domination_matrix(values)
+    brute = np.array([[np.all(a <= b) and np.any(a < b) for b in values] for a in values])
+    assert (matrix == brute).all() and (dominates(values[:, None], values[None, :]) == brute).all()
+    assert (~dominated_by(values, values) == brute_force_mask(values)).all()
+    violations = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.0, 0.5, 1.5]), min_size=n, max_size=n)))
+    constrained = domination_matrix(values, violations)
+    for a in range(n):
+        for b in range(n):
+            fa, fb = violations[a] == 0, violations[b] == 0
+            expected = brute[a, b] if fa and fb else (fa if fa != fb else violations[a] < violations[b])
+            assert constrained[a, b] == expected
+
+
+def test_dominated_by_empty_inputs():
+    assert dominated_by(np.zeros((0, 2)), np.ones((3, 2))).tolist() == [False] * 3
+    assert dominated_by(np.ones((2, 2)), np.zeros((0, 2))).shape == (0,)
+
+
+def test_spread_takes_extremes_and_even_positions_along_the_front():
+    assert spread_positions(5, 9).tolist() == [0, 1, 2, 3, 4]
+    assert spread_positions(11, 3).tolist() == [0, 5, 10]
+    assert spread_positions(4, 0).tolist() == []
+    front = np.array([[3.0, 1.0], [0.0, 9.0], [1.0, 5.0], [2.0, 2.0], [4.0, 0.5]])  # unsorted
+    assert spread(front, 3).tolist() == [1, 3, 4]  # first, middle and last along the first objective
+    assert sorted(spread(front, 10).tolist()) == list(range(5))
+    tied = np.array([[1.0, 2.0, 3.0], [1.0, 1.0, 4.0], [0.0, 5.0, 5.0]])
+    assert spread(tied, 3).tolist() == [2, 1, 0]  # ties in the first objective: lexicographic
+
+
+def test_spread_front_counts_each_part_once_and_falls_back_to_least_violating():
+    trials = [
+        trial(0, [1.0, 9.0], {"a": -1.0}), trial(1, [1.0, 9.0], {"a": -1.0}),  # the same front point twice
+        trial(2, [5.0, 5.0], {"a": 0.0}), trial(3, [9.0, 1.0], {"a": -0.5}),
+        trial(4, [6.0, 6.0], {"a": -1.0}),  # dominated
+        trial(5, [0.0, 0.0], {"a": 2.0}),  # infeasible
+    ]
+    rows = np.array([[0, 1], [0, 1], [1, 1], [2, 0], [3, 3], [4, 4]])
+    assert [p.tolist() for p in spread_front(trials, rows, [0, 1], 5)] == [[0, 1], [1, 1], [2, 0]]
+    assert [p.tolist() for p in spread_front(trials, rows, [0], 2)] == [[0], [2]]
+    infeasible = [trial(0, [1.0, 1.0], {"a": 2.0}), trial(1, [2.0, 2.0], {"a": 0.5}), trial(2, None, {}, state=TrialState.FAIL)]
+    assert [p.tolist() for p in spread_front(infeasible, rows[:3], [0, 1], 3)] == [[0, 1]]

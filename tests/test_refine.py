@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from codesign import api
 from codesign.errors import UserError
 from codesign.model.evaluator import Evaluator
-from codesign.search.explore import run_search
+from codesign.search.driver import run_search
 from codesign.search.refine import REFINE_KEY, Relaxation, check_refinable, combine, front_starts, min_norm_weights, refine_rows
 from tests.conftest import make_space
 

@@ -21,7 +21,9 @@ from optuna.trial import TrialState
 
 from codesign import api
 from codesign.model.evaluator import Evaluator
-from codesign.search.explore import GENERATION_KEY, PARENT_KEY_PREFIX, RNG_KEY, Nsga2, run_search
+from codesign.search.driver import run_search
+from codesign.search.nsga2 import RNG_KEY, Nsga2, trials_domination
+from codesign.search.optuna_internals import GENERATION_KEY, PARENT_KEY_PREFIX
 from codesign.search.storage import STUDY_NAME, JOURNAL_FILE, TrialWriter, open_storage
 from tests.conftest import make_space
 
@@ -155,8 +157,6 @@ def test_domination_matrix_is_optunas_relation():
     from optuna.study import StudyDirection
     from optuna.study._multi_objective import _dominates
 
-    from codesign.search.explore import _domination_matrix
-
     rng = np.random.default_rng(0)
     pool = []
     for i in range(60):
@@ -169,7 +169,7 @@ def test_domination_matrix_is_optunas_relation():
         ))
     directions = [StudyDirection.MINIMIZE] * 2
     for constrained, relation in ((True, _constrained_dominates), (False, _dominates)):
-        matrix = _domination_matrix(pool, constrained)
+        matrix = trials_domination(pool, constrained)
         expected = np.array([[relation(a, b, directions) for b in pool] for a in pool])
         assert (matrix == expected).all()
 

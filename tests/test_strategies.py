@@ -14,8 +14,9 @@ import pytest
 from codesign import api
 from codesign.errors import UserError
 from codesign.model.evaluator import Evaluator
-from codesign.search.explore import run_search
-from codesign.search.strategies import PHASE_KEY, STRATEGY_KEY, default_schedule, hardware_columns, spread_front
+from codesign.search.driver import run_search
+from codesign.search.pareto import spread_front
+from codesign.search.strategies import PHASE_KEY, STRATEGY_KEY, default_schedule, hardware_columns
 from tests.conftest import make_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -126,7 +127,7 @@ def test_stopped_run_resumes_by_replay_to_the_same_trials(space, evaluator, stra
 
 def test_sequential_resume_with_another_budget_is_a_user_error(space, evaluator):
     study, _, _ = run(space, evaluator, "sequential", 100)
-    with pytest.raises(UserError, match="stored trial .* is not what --strategy sequential"):
+    with pytest.raises(UserError, match=r"strategy='sequential': the run's stored trial \d+ is not what this strategy proposes \(with sampler nsga2, seed 0\)"):
         run(space, evaluator, "sequential", 300, study=study)
     assert len(study.get_trials()) == 100
 
@@ -141,9 +142,16 @@ def test_tpe_and_nsga3_fill_the_study_with_constraints(space, evaluator):
         assert complete and all({"constraints:latency_s", "constraints:area_mm2"} <= set(t.system_attrs) for t in complete)
 
 
-def test_sampler_only_with_joint(space, evaluator):
-    with pytest.raises(UserError, match="applies to --strategy joint only"):
-        run(space, evaluator, "random", 10, sampler="tpe")
+def test_sampler_only_with_joint(space):
+    with pytest.raises(UserError, match="sampler='tpe': applies to the joint strategy only"):
+        api.explore(space.design, trials=10, strategy="random", sampler="tpe", say=lambda _: None)
+
+
+def test_sequential_needs_hardware_and_schedule_knobs(evaluator):
+    fixed_schedule = make_space(search={"population": 16}, constraints=CONSTRAINTS, objectives={"minimize": ["latency_s", "energy_j"]},
+                                schedule={"mapping": "single_core", "dataflow": ["ws"]})
+    with pytest.raises(UserError, match=r"strategy='sequential': needs both hardware and schedule knobs; .* searches no schedule knob"):
+        run(fixed_schedule, Evaluator(fixed_schedule), "sequential", 32)
 
 
 def cli(*args, cwd):

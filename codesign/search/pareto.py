@@ -1,4 +1,10 @@
-"""Pareto-front utilities: non-dominance, hypervolume, knee point, front history.
+"""Pareto-front utilities: feasibility, dominance, spreading, hypervolume, knee point, front history.
+
+The one home of each: budgets met (:func:`feasible_mask` on metric rows,
+:func:`trial_violation`/:func:`trial_feasible` on Optuna trials), Pareto dominance
+(:func:`dominates`, :func:`dominated_by`, :func:`domination_matrix` with Optuna's
+constrained domination, :func:`nondominated_mask`), picking points spread along a front
+(:func:`spread`, :func:`spread_front`).
 
 Every objective is **minimised**. Objective vectors are ``[n, m]`` float arrays
 (``n`` points, ``m`` objectives); a trials table is a :class:`pandas.DataFrame`
@@ -21,15 +27,23 @@ contributes a positive volume.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import moocore
 import numpy as np
 import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
     "feasible_mask",
+    "trial_violation",
+    "trial_feasible",
+    "dominates",
+    "dominated_by",
+    "domination_matrix",
     "nondominated_mask",
+    "spread",
+    "spread_front",
     "reference_point",
     "hypervolume",
     "knee_point",
@@ -68,6 +82,55 @@ def feasible_mask(values: np.ndarray, names: Sequence[str], constraints: dict) -
     return ok
 
 
+def violation(constraints: Mapping[str, float]) -> float:
+    """Total violation of a trial's budgets (Optuna's ``Trial.constraints``: ``<= 0`` is met): the sum
+    of the positive values, summed in order as Optuna's constrained domination sums them; 0 when all are met."""
+    return sum(v for v in constraints.values() if v > 0)
+
+
+def trial_violation(trial: FrozenTrial) -> float:
+    """:func:`violation` of a complete trial; infinite for one that did not complete."""
+    return violation(trial.constraints) if trial.state == TrialState.COMPLETE else float("inf")
+
+
+def trial_feasible(trial: FrozenTrial) -> bool:
+    """The trial completed and meets every budget."""
+    return trial.state == TrialState.COMPLETE and all(v <= 0 for v in trial.constraints.values())
+
+
+def dominates(a, b) -> np.ndarray:
+    """``a`` Pareto-dominates ``b`` (broadcast over leading axes; objectives on the last one): no worse
+    in every objective and better in one."""
+    a, b = np.asarray(a), np.asarray(b)
+    return (a <= b).all(axis=-1) & (a < b).any(axis=-1)
+
+
+def dominated_by(front, points) -> np.ndarray:
+    """Bool ``[n]``: ``points[i]`` is dominated by some row of ``front``."""
+    front, points = np.asarray(front, dtype=float), np.asarray(points, dtype=float)
+    if len(front) == 0 or len(points) == 0:
+        return np.zeros(len(points), dtype=bool)
+    return dominates(front[None, :, :], points[:, None, :]).any(axis=1)
+
+
+def domination_matrix(values, violations=None) -> np.ndarray:
+    """``D[a, b]``: point ``a`` dominates point ``b`` (``values`` ``[n, m]``, every objective minimised).
+
+    Without ``violations``: Pareto dominance. With them (``[n]``, :func:`violation` of each point,
+    0 when feasible): Optuna's constrained domination of complete trials: feasible beats
+    infeasible, two infeasible ones compare their total violation, two feasible ones Pareto.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    pareto = dominates(values[:, None, :], values[None, :, :])
+    if violations is None:
+        return pareto
+    violations = np.asarray(violations, dtype=np.float64)
+    feasible = violations <= 0
+    both = feasible[:, None] & feasible[None, :]
+    infeasible = ~feasible[:, None] & ~feasible[None, :]
+    return np.where(both, pareto, np.where(infeasible, violations[:, None] < violations[None, :], feasible[:, None]))
+
+
 def nondominated_mask(values) -> np.ndarray:
     """Mask of the (weakly) non-dominated points of ``values`` under minimisation.
 
@@ -87,6 +150,49 @@ def nondominated_mask(values) -> np.ndarray:
     if finite.any():
         mask[finite] = moocore.is_nondominated(arr[finite], keep_weakly=True)
     return mask
+
+
+def spread_positions(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` positions among ``0..n-1``, evenly spaced, first and last included (all when ``k >= n``)."""
+    if k >= n:
+        return np.arange(n)
+    if k <= 0:
+        return np.zeros(0, dtype=int)
+    return np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))
+
+
+def spread(values, k: int) -> np.ndarray:
+    """Indices of up to ``k`` points of a front spread evenly along it (its extremes included).
+
+    The points go in lexicographic order of their objectives (on a front: along the first
+    objective), equal ones in index order; ``k`` evenly spaced positions of that order are taken.
+    """
+    values = np.asarray(values, dtype=float)
+    order = np.lexsort(values.T[::-1]) if values.size else np.arange(len(values))
+    return order[spread_positions(len(order), k)]
+
+
+def spread_front(trials: Sequence[FrozenTrial], rows: np.ndarray, cols: list[int], k: int) -> list[np.ndarray]:
+    """Up to ``k`` distinct ``cols``-parts of ``rows`` (one row per trial) on the feasible front of
+    ``trials``, spread evenly along it (:func:`spread`, a part counted once where several front trials share it).
+
+    With no feasible trial, the part of the least-violating one.
+    """
+    feasible = [i for i, t in enumerate(trials) if trial_feasible(t)]
+    if not feasible:
+        best = min(range(len(trials)), key=lambda i: trial_violation(trials[i]))
+        return [rows[best, cols]]
+    values = np.array([trials[i].values for i in feasible], dtype=np.float64)
+    on_front = np.flatnonzero(nondominated_mask(values))
+    front = [feasible[j] for j in on_front[np.lexsort(values[on_front].T[::-1])]]
+    parts: list[np.ndarray] = []
+    seen: set[bytes] = set()
+    for i in front:
+        part = rows[i, cols]
+        if part.tobytes() not in seen:
+            seen.add(part.tobytes())
+            parts.append(part)
+    return [parts[i] for i in spread_positions(len(parts), k)]
 
 
 def reference_point(values, margin: float = 0.1) -> np.ndarray:

@@ -45,14 +45,16 @@ import numpy as np
 import optuna
 import torch
 
-from codesign.vocab import DATAFLOWS
-from codesign.errors import UserError
+from codesign.errors import ArgumentError, UserError
+from codesign.knobs import hardware_knob, knob_names
 from codesign.model.evaluator import Evaluator
-from codesign.search.pareto import feasible_mask
+from codesign.search.batch import BatchLoop
+from codesign.search.pareto import dominates, feasible_mask, spread_front
+from codesign.search.strategies import STRATEGY_KEY
 from codesign.space import DesignSpace
+from codesign.vocab import DATAFLOWS, REFINE_METHODS
 
-REFINE_METHODS = ("none", "mgda", "pcgrad")
-RELAXED_FIELDS = ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz")
+RELAXED_FIELDS = knob_names(relaxable=True)  # the numeric hardware knobs refinement treats as continuous
 REFINE_KEY = "codesign:refined_from"  # trial system attribute: the trial a refined design started from
 
 
@@ -84,11 +86,11 @@ def check_refinable(space: DesignSpace, evaluator: Evaluator) -> None:
         plugin = next((type(p).__name__ for p in evaluator.plugins if name in p.provides), None)
         if name not in provided or plugin is not None:
             raise UserError(
-                f"{design.source}: objectives.minimize: {name!r} comes from the plug-in {plugin}; --refine differentiates the "
+                f"{design.source}: objectives.minimize: {name!r} comes from the plug-in {plugin}; refinement (search.refine) differentiates the "
                 f"built-in model, so every objective must be one of its metrics ({', '.join(provided)}) that no plug-in replaces"
             )
     if not relaxed_columns(space) and not dataflow_columns(space):
-        raise UserError(f"{design.source}: --refine: the design searches no numeric hardware knob and no dataflow; nothing to relax")
+        raise UserError(f"{design.source}: search.refine: the design searches no numeric hardware knob and no dataflow; nothing to relax")
 
 
 def relaxed_columns(space: DesignSpace) -> dict[str, int]:
@@ -170,7 +172,7 @@ class Relaxation:
         value = u.exp()
         nearest = self.choices[name][(u[:, None] - self.log_choices[name][None, :]).abs().argmin(dim=1)]
         forward = torch.where((value - nearest).abs() <= 1e-9 * nearest, nearest, value)
-        if name in ("pe_rows", "pe_cols"):
+        if hardware_knob(name).whole:
             forward = forward.round().clamp_min(1.0)
         return value + (forward - value).detach()
 
@@ -239,10 +241,6 @@ def combine(grads: torch.Tensor, method: str, gen: torch.Generator) -> torch.Ten
     return projected.sum(dim=1)
 
 
-def _dominates(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a <= b).all(axis=-1) & (a < b).any(axis=-1)
-
-
 def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *, method: str = "mgda", steps: int = 20,
                 step_size: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, RefineStats]:
     """Refine the designs ``start`` (integer rows ``[P, D]``); returns ``(rows, origin, stats)``.
@@ -252,8 +250,8 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
     as constrained domination: a feasible start dominates an infeasible design);
     ``origin[i]`` is the index in ``start`` that ``rows[i]`` came from.
     """
-    if method not in ("mgda", "pcgrad"):
-        raise UserError(f"--refine {method!r}: expected mgda or pcgrad")
+    if method not in REFINE_METHODS or method == "none":
+        raise ArgumentError("refine", method, f"expected {' or '.join(m for m in REFINE_METHODS if m != 'none')}")
     t0 = time.perf_counter()
     stats = RefineStats(method=method, starts=int(start.shape[0]), steps=steps)
     relax = Relaxation(space, evaluator)
@@ -307,7 +305,7 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
         feasible = feasible_mask(values, names, space.design.constraints)
         start_feasible = feasible_mask(start_values, names, space.design.constraints)
         o = origin_t.numpy()
-        dominated = _dominates(start_values[o][:, obj], values[:, obj]) | (start_feasible[o] & ~feasible)
+        dominated = dominates(start_values[o][:, obj], values[:, obj]) | (start_feasible[o] & ~feasible)
         kept = feasible & ~dominated
     stats.returned = int(kept.sum())
     stats.wall_s = time.perf_counter() - t0
@@ -316,8 +314,6 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
 
 def front_starts(space: DesignSpace, trials, k: int) -> tuple[torch.Tensor, list[int]]:
     """Rows and trial numbers of up to ``k`` feasible front trials, spread along the front."""
-    from codesign.search.strategies import spread_front
-
     usable = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and all(n.name in t.params for n in space.knobs)]
     if not usable:
         return torch.zeros(0, space.dimension, dtype=torch.long), []
@@ -330,9 +326,6 @@ def front_starts(space: DesignSpace, trials, k: int) -> tuple[torch.Tensor, list
 def refine_front(space: DesignSpace, evaluator: Evaluator, persistent: optuna.Study, *, method: str, seed: int = 0,
                  starts: int = 32, steps: int = 20, say=print) -> RefineStats:
     """Refine the study's front and add the refined designs to it as trials (``codesign:refined_from``)."""
-    from codesign.search.explore import BatchLoop
-    from codesign.search.strategies import STRATEGY_KEY
-
     rows, numbers = front_starts(space, persistent.get_trials(deepcopy=False), starts)
     if not numbers:
         say("refine: no feasible trial to start from; nothing refined")

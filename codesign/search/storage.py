@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -31,49 +30,23 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
 
-from codesign.errors import UserError
+from codesign.errors import ArgumentError, UserError
+from codesign.search.optuna_internals import (
+    OP_CREATE_TRIAL,
+    OP_SET_STUDY_SYSTEM_ATTR,
+    JournalFile,
+    set_trial_identity,
+    shared_distributions,
+    study_storage,
+)
 
 STUDY_NAME = "codesign"
 JOURNAL_FILE = "study.journal"
 
-# Journal operation codes (optuna.storages.journal._storage.JournalOperation).
-_SET_STUDY_SYSTEM_ATTR = 3
-_CREATE_TRIAL = 4
-
-
-@contextmanager
-def _shared_distributions():
-    """Parse each distinct distribution JSON once while a journal file is replayed.
-
-    Every trial line of a run repeats the same distributions; Optuna's replay parses
-    them again for each trial (three quarters of the time it takes to open a journal,
-    and one object per parameter per trial in memory). While this is active, equal
-    JSON gives one shared, equal distribution object (Optuna never mutates them).
-    """
-    from optuna.storages.journal import _storage as journal_module
-
-    original = getattr(journal_module, "json_to_distribution", None)
-    if original is None:
-        yield
-        return
-    parsed: dict[str, Any] = {}
-
-    def json_to_distribution(text: str):
-        found = parsed.get(text)
-        if found is None:
-            found = parsed[text] = original(text)
-        return found
-
-    journal_module.json_to_distribution = json_to_distribution
-    try:
-        yield
-    finally:
-        journal_module.json_to_distribution = original
-
 
 def open_journal(path: Path) -> JournalStorage:
     """Optuna's storage of a journal file, replayed with shared distributions."""
-    with _shared_distributions():
+    with shared_distributions():
         return JournalStorage(JournalFileBackend(str(path)))
 
 
@@ -86,7 +59,7 @@ def open_storage(out: Path, url: str | None) -> tuple[optuna.storages.BaseStorag
         return optuna.storages.get_storage(url), url
     except Exception as error:  # bad scheme, missing driver, unreachable server
         reason = (str(error).strip().splitlines() or [""])[0]  # SQLAlchemy appends a second "Background" line
-        raise UserError(f"--storage {url!r}: cannot open this Optuna storage: {type(error).__name__}: {reason}") from None
+        raise ArgumentError("storage", url, f"cannot open this Optuna storage: {type(error).__name__}: {reason}") from None
 
 
 def load_or_create_study(storage: optuna.storages.BaseStorage, directions: list[str], study_name: str = STUDY_NAME) -> optuna.Study:
@@ -96,31 +69,13 @@ def load_or_create_study(storage: optuna.storages.BaseStorage, directions: list[
     found = [d.name.lower() for d in study.directions]
     if found != directions:
         raise UserError(
-            f"study {study_name!r} in this storage has {len(found)} objective(s) {found}; the design asks for {directions}: use another --out or --storage"
+            f"study {study_name!r} in this storage has {len(found)} objective(s) {found}; the design asks for {directions}: use another run folder or storage"
         )
     return study
 
 
 def _iso_utc(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-
-
-def _journal_file_parts(storage: optuna.storages.BaseStorage):
-    """``(storage, backend)`` when ``storage`` is a journal file whose internals the fast path knows."""
-    if type(storage) is not JournalStorage:  # a subclass may change what a write does
-        return None
-    backend = getattr(storage, "_backend", None)
-    if type(backend) is not JournalFileBackend:
-        return None
-    replay = getattr(storage, "_replay_result", None)
-    needed = (
-        (storage, "_thread_lock"), (storage, "_sync_with_backend"), (backend, "_lock"), (backend, "_file_path"),
-        (backend, "_log_number_offset"), (replay, "_trials"), (replay, "_study_id_to_trial_ids"),
-        (replay, "_trial_id_to_study_id"), (replay, "log_number_read"), (replay, "worker_id"), (replay, "apply_logs"),
-    )
-    if replay is None or not all(hasattr(obj, name) for obj, name in needed):
-        return None
-    return storage, backend
 
 
 class TrialWriter:
@@ -139,9 +94,8 @@ class TrialWriter:
 
     def __init__(self, study: optuna.Study, *, fast: bool = True) -> None:
         self.study = study
-        self.storage = study._storage
-        self.study_id = study._study_id
-        self._journal = _journal_file_parts(self.storage) if fast else None
+        self.storage, self.study_id = study_storage(study)
+        self._journal = JournalFile.of(self.storage) if fast else None
         self._dist_json: tuple[Any, str] | None = None  # (distributions dict, its journal JSON)
         self._internal: dict[str, dict] = {}  # param name → {(type, value): internal repr}
         self._iso_memo: dict[datetime, str] = {}
@@ -166,8 +120,7 @@ class TrialWriter:
             self.storage.set_study_system_attr(self.study_id, key, value)
         for trial in trials:
             trial_id = self.storage.create_new_trial(self.study_id, template_trial=trial)
-            trial._trial_id = trial_id
-            trial.number = self.storage.get_trial_number_from_id(trial_id)
+            set_trial_identity(trial, trial_id, self.storage.get_trial_number_from_id(trial_id))
 
     # --- journal file fast path -----------------------------------------------------------
     def _distributions_json(self, distributions: dict) -> str:
@@ -203,7 +156,7 @@ class TrialWriter:
         values = trial.values
         multi = values is not None and len(values) > 1
         log: dict[str, Any] = {
-            "op_code": _CREATE_TRIAL,
+            "op_code": OP_CREATE_TRIAL,
             "worker_id": worker_id,
             "study_id": self.study_id,
             "datetime_start": self._iso(trial.datetime_start),
@@ -223,53 +176,44 @@ class TrialWriter:
         return f'{text[:-1]},"params":{params_json},"distributions":{self._distributions_json(trial.distributions)}}}'
 
     def _write_journal(self, trials: list[FrozenTrial], attrs: dict[str, Any], params_json: list[str] | None) -> None:
-        from optuna.storages.journal._file import get_lock_file
-
-        storage, backend = self._journal
+        journal = self._journal
         for trial in trials:
             if not trial.state.is_finished():
                 raise ValueError(f"TrialWriter writes finished trials only, got a {trial.state.name} one")
-        with storage._thread_lock:
-            replay = storage._replay_result
-            with get_lock_file(backend._lock):
-                storage._sync_with_backend()  # whatever others appended first
-                worker_id = replay.worker_id
+        with journal.thread_lock():
+            with journal.file_lock():
+                worker_id = journal.worker_id
                 attr_logs = [
-                    {"op_code": _SET_STUDY_SYSTEM_ATTR, "worker_id": worker_id, "study_id": self.study_id, "system_attr": {k: v}}
+                    {"op_code": OP_SET_STUDY_SYSTEM_ATTR, "worker_id": worker_id, "study_id": self.study_id, "system_attr": {k: v}}
                     for k, v in attrs.items()
                 ]
-                first_id = len(replay._trials)
-                first_number = len(replay._study_id_to_trial_ids[self.study_id])
+                first_id, first_number = journal.next_trial(self.study_id)
                 lines = [json.dumps(log, separators=(",", ":")) for log in attr_logs]
                 for i, trial in enumerate(trials):
-                    trial._trial_id = first_id + i
-                    trial.number = first_number + i
+                    set_trial_identity(trial, first_id + i, first_number + i)
                     lines.append(self._line(trial, worker_id, None if params_json is None else params_json[i]))
-                data = ("\n".join(lines) + "\n").encode("utf-8")
-                with open(backend._file_path, "ab") as f:
-                    f.write(data)
-                    f.flush()
-                    os.fsync(f.fileno())
-                    end = f.tell()
-                    if hasattr(os, "posix_fadvise"):
-                        # Written, synced and never read back by this process: let the kernel drop
-                        # these pages now. Otherwise gigabytes of journal fill the page cache and
-                        # later writes wait on its reclaim (measured: 0.7 ms → 4.4 ms per 2 MB).
-                        os.posix_fadvise(f.fileno(), end - len(data), len(data), os.POSIX_FADV_DONTNEED)
+                end = _append_synced(journal.path, ("\n".join(lines) + "\n").encode("utf-8"))
             # Bring the in-memory replay up to date without parsing our own lines back.
-            replay.apply_logs(attr_logs)
-            ids = replay._study_id_to_trial_ids[self.study_id]
-            for trial in trials:
-                replay._trials[trial._trial_id] = trial
-                ids.append(trial._trial_id)
-                replay._trial_id_to_study_id[trial._trial_id] = self.study_id
-            if trials:
-                replay._last_created_trial_id_by_this_process = trials[-1]._trial_id
-            replay.log_number_read += len(trials)
-            backend._log_number_offset[replay.log_number_read] = end
+            journal.replayed(self.study_id, attr_logs, trials, end)
+
+
+def _append_synced(path: str, data: bytes) -> int:
+    """Append ``data`` to the file, flushed to disk; returns the file's new length."""
+    with open(path, "ab") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+        end = f.tell()
+        if hasattr(os, "posix_fadvise"):
+            # Written, synced and never read back by this process: let the kernel drop
+            # these pages now. Otherwise gigabytes of journal fill the page cache and
+            # later writes wait on its reclaim (measured: 0.7 ms → 4.4 ms per 2 MB).
+            os.posix_fadvise(f.fileno(), end - len(data), len(data), os.POSIX_FADV_DONTNEED)
+    return end
 
 
 def study_system_attrs(study: optuna.Study) -> dict[str, Any]:
     """The study's system attributes (where NSGA-II keeps its parent caches)."""
-    return dict(study._storage.get_study_system_attrs(study._study_id))
+    storage, study_id = study_storage(study)
+    return dict(storage.get_study_system_attrs(study_id))
 

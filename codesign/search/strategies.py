@@ -1,13 +1,13 @@
-"""Search strategies besides joint NSGA-II: the baselines that show what joint search is worth.
+"""Search strategies: what proposes the trials that :func:`~codesign.search.driver.run_search` evaluates.
 
 ``codesign explore --strategy`` picks one; every strategy spends the same budget (trials),
 lands every trial in the run's Optuna storage and is evaluated by the same batched model
-(:class:`~codesign.search.explore.BatchLoop`):
+(:class:`~codesign.search.batch.BatchLoop`):
 
-* ``joint`` with ``--sampler nsga2`` (the default) is :func:`~codesign.search.explore.run_search`'s
-  generation-level NSGA-II; ``--sampler nsga3`` and ``--sampler tpe`` run Optuna's
-  ``NSGAIIISampler`` and ``TPESampler`` over the same joint space (ask/tell on an in-memory
-  study, budgets as Optuna's named trial constraints);
+* ``joint`` with the ``nsga2`` sampler (the default) is the engine's generation-level
+  NSGA-II (:class:`~codesign.search.nsga2.Nsga2`, :class:`Nsga2Strategy`); the ``nsga3`` and
+  ``tpe`` samplers run Optuna's ``NSGAIIISampler`` and ``TPESampler`` over the same joint space
+  (ask/tell on an in-memory study, budgets as Optuna's named trial constraints);
 * ``sequential`` is the way accelerators are usually designed: first the hardware, searched
   by NSGA-II against a fixed default schedule (each layer's first listed dataflow, layers
   dealt round-robin over the core slots, the first listed mode), with half the budget; then,
@@ -15,52 +15,154 @@ lands every trial in the run's Optuna storage and is evaluated by the same batch
   by NSGA-II with the hardware fixed, sharing the other half;
 * ``random``: uniform sampling of the joint space (Optuna's ``RandomSampler`` draws).
 
-A strategy is a generator: it yields a batch of integer code rows and receives the batch's
-finished trials. Given its seed and the (deterministic) results, it proposes the same rows
-again, which is how a stopped run resumes: the stored trials are replayed into a fresh
-generator, checked row by row, and the search continues where it stopped.
+Every strategy has the interface :class:`Strategy`: it proposes a batch of integer code rows
+(with their trials' system attributes and study attributes to store with them), is told the
+batch's finished trials, and resumes from the stored trials of a stopped run. NSGA-II
+restores its parents and random streams from the storage. The others are generators: one
+yields a batch and receives its finished trials; given its seed and the (deterministic)
+results it proposes the same rows again, so :class:`Replay` resumes it by feeding it the
+stored trials, checked row by row, and the search continues where it stopped.
 """
 
 from __future__ import annotations
 
-import time
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import optuna
-from optuna.study._constrained_optimization import _CONSTRAINTS_KEY
 from optuna.trial import FrozenTrial, TrialState
 
-from codesign.errors import UserError
-from codesign.model.evaluator import Evaluator
-from codesign.search.explore import (
-    GENERATION_KEY,
-    BatchLoop,
-    Nsga2,
-    _no_full_gc,
-    _StopOnInterrupt,
-    _torch_threads,
-)
-from codesign.search.pareto import nondominated_mask
+from codesign.errors import ArgumentError
+from codesign.search.nsga2 import Nsga2
+from codesign.search.optuna_internals import CONSTRAINTS_KEY, GENERATION_KEY
+from codesign.search.pareto import spread_front
 from codesign.space import DesignSpace
 
-STRATEGIES = ("joint", "sequential", "random")
-SAMPLERS = ("nsga2", "nsga3", "tpe")
 STRATEGY_KEY = "codesign:strategy"  # trial system attribute: which strategy proposed it
 PHASE_KEY = "codesign:phase"  # sequential: "hardware" or "schedule"
 
 Batch = tuple[np.ndarray, dict]  # code rows [n, D] and the system attributes of their trials
-Strategy = Generator[Batch, list[FrozenTrial], None]
+BatchGenerator = Generator[Batch, list[FrozenTrial], None]
 
 
-def check_strategy(strategy: str, sampler: str) -> None:
-    if strategy not in STRATEGIES:
-        raise UserError(f"--strategy {strategy!r}: expected one of {', '.join(STRATEGIES)}")
-    if sampler not in SAMPLERS:
-        raise UserError(f"--sampler {sampler!r}: expected one of {', '.join(SAMPLERS)}")
-    if strategy != "joint" and sampler != "nsga2":
-        raise UserError(f"--sampler {sampler}: applies to --strategy joint only (the {strategy} strategy has its own sampling)")
+@dataclass
+class Proposal:
+    """A batch to evaluate: code rows ``[n, D]``, their trials' system attributes (one dict for all,
+    or one per row) and study system attributes to store with them."""
+
+    codes: np.ndarray
+    system_attrs: dict | list[dict]
+    study_attrs: dict = field(default_factory=dict)
+
+
+class Strategy(Protocol):
+    """What the driver asks of a strategy."""
+
+    def resume(self, stored: list[FrozenTrial], study_attrs: dict) -> None:
+        """Continue a run whose study holds ``stored`` (every trial, by number) and ``study_attrs``."""
+
+    def propose(self, limit: int) -> Proposal | None:
+        """The next batch, at most ``limit`` rows; ``None`` when the strategy has nothing more."""
+
+    def tell(self, trials: list[FrozenTrial]) -> None:
+        """The finished, stored trials of the batch just proposed."""
+
+    def close(self) -> None:
+        """The run is over."""
+
+
+def _finished(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+
+
+class Nsga2Strategy:
+    """The joint strategy with the ``nsga2`` sampler: :class:`Nsga2` over the whole space, a generation
+    at a time; its parent caches and random streams are stored with every generation."""
+
+    def __init__(self, space: DesignSpace, seed: int) -> None:
+        search = space.design.search
+        self.nsga = Nsga2(space, population=search.population, crossover_prob=search.crossover_prob,
+                          mutation_prob=search.mutation_prob, seed=seed, n_objectives=len(space.design.objectives.minimize))
+        self.n_finished = 0
+        self._codes: np.ndarray | None = None
+
+    def resume(self, stored: list[FrozenTrial], study_attrs: dict) -> None:
+        self.n_finished = len(_finished(stored))
+        if self.n_finished:
+            self.nsga.restore(stored, study_attrs, self.n_finished)
+
+    def propose(self, limit: int) -> Proposal:
+        generation, room = self.nsga.next_generation()
+        batch = min(room, limit)
+        self._codes = self.nsga.sample(generation, batch)
+        return Proposal(self._codes, {GENERATION_KEY: generation}, self.nsga.take_study_attrs(self.n_finished + batch))
+
+    def tell(self, trials: list[FrozenTrial]) -> None:
+        self.nsga.record(trials, self._codes)
+        self.n_finished += len(trials)
+
+    def close(self) -> None:
+        pass
+
+
+class Replay:
+    """A generator strategy (yields batches, receives their trials) behind :class:`Strategy`.
+
+    :meth:`resume` feeds the generator the stored trials of a stopped run, in order, checking
+    that it proposes their rows again (``mismatch(trial)`` is the error otherwise); a batch that
+    was stored only in part is proposed again without its stored rows.
+    """
+
+    def __init__(self, space: DesignSpace, generator: BatchGenerator, mismatch: Callable[[FrozenTrial], Exception]) -> None:
+        self.space, self.generator, self.mismatch = space, generator, mismatch
+        self.answer: list[FrozenTrial] | None = None  # what to send the generator next
+        self.old: list[FrozenTrial] = []  # stored trials of the batch in flight
+        self.left: Batch | None = None  # the rest of a batch stored in part
+        self.done = False
+
+    def _next(self) -> Batch | None:
+        try:
+            return next(self.generator) if self.answer is None else self.generator.send(self.answer)
+        except StopIteration:
+            self.done = True
+            return None
+
+    def resume(self, stored: list[FrozenTrial], study_attrs: dict) -> None:
+        finished = sorted(_finished(stored), key=lambda t: t.number)
+        replayed = 0
+        while replayed < len(finished):
+            batch = self._next()
+            if batch is None:
+                return
+            codes, attrs = batch
+            old = finished[replayed:replayed + len(codes)]
+            for row, t in zip(codes, old):
+                if not all(k.name in t.params for k in self.space.knobs) or self.space.encode(t.params) != row.tolist():
+                    raise self.mismatch(t)
+            replayed += len(old)
+            if len(old) < len(codes):
+                self.old, self.left = old, (codes[len(old):], attrs)
+                return
+            self.answer = old
+
+    def propose(self, limit: int) -> Proposal | None:
+        if self.left is not None:
+            (codes, attrs), self.left = self.left, None
+        else:
+            batch = None if self.done else self._next()
+            if batch is None:
+                return None
+            (codes, attrs), self.old = batch, []
+        return Proposal(codes[:limit], attrs)
+
+    def tell(self, trials: list[FrozenTrial]) -> None:
+        self.answer, self.old = self.old + trials, []
+
+    def close(self) -> None:
+        self.generator.close()
 
 
 def hardware_columns(space: DesignSpace) -> tuple[list[int], list[int]]:
@@ -121,7 +223,7 @@ class _SubGA:
         generation, sub = self.pending
         inner = []
         for i, t in enumerate(trials):
-            attrs = {k: v for k, v in t.system_attrs.items() if k.startswith(_CONSTRAINTS_KEY)}
+            attrs = {k: v for k, v in t.system_attrs.items() if k.startswith(CONSTRAINTS_KEY)}
             attrs[GENERATION_KEY] = generation
             n = self.numbered + i
             inner.append(FrozenTrial(number=n, trial_id=n, state=t.state, value=None, values=t.values, datetime_start=None,
@@ -131,47 +233,12 @@ class _SubGA:
         self.nsga.record(inner, sub)
 
 
-def _feasible(t: FrozenTrial) -> bool:
-    return t.state == TrialState.COMPLETE and all(v <= 0 for v in t.constraints.values())
-
-
-def _violation(t: FrozenTrial) -> float:
-    if t.state != TrialState.COMPLETE:
-        return float("inf")
-    return sum(max(0.0, v) for v in t.constraints.values())
-
-
-def spread_front(trials: list[FrozenTrial], rows: np.ndarray, cols: list[int], k: int) -> list[np.ndarray]:
-    """Up to ``k`` distinct ``cols``-parts of rows on the feasible front, spread evenly along it.
-
-    With no feasible trial, the part of the least-violating one.
-    """
-    feasible = [i for i, t in enumerate(trials) if _feasible(t)]
-    if not feasible:
-        best = min(range(len(trials)), key=lambda i: _violation(trials[i]))
-        return [rows[best, cols]]
-    values = np.array([trials[i].values for i in feasible], dtype=np.float64)
-    front = [feasible[j] for j in np.flatnonzero(nondominated_mask(values))]
-    front.sort(key=lambda i: tuple(trials[i].values))
-    parts: list[np.ndarray] = []
-    seen: set[bytes] = set()
-    for i in front:
-        part = rows[i, cols]
-        if part.tobytes() not in seen:
-            seen.add(part.tobytes())
-            parts.append(part)
-    if len(parts) <= k:
-        return parts
-    pick = np.unique(np.round(np.linspace(0, len(parts) - 1, k)).astype(int))
-    return [parts[i] for i in pick]
-
-
-def sequential(space: DesignSpace, budget: int, seed: int) -> Strategy:
+def sequential(space: DesignSpace, budget: int, seed: int) -> BatchGenerator:
     """Hardware first against a default schedule (half the budget), then the schedule per front hardware."""
     hw_cols, sched_cols = hardware_columns(space)
     if not hw_cols or not sched_cols:
         which = "hardware" if not hw_cols else "schedule"
-        raise UserError(f"{space.design.source}: --strategy sequential needs both hardware and schedule knobs; this design searches no {which} knob")
+        raise ArgumentError("strategy", "sequential", f"needs both hardware and schedule knobs; {space.design.source} searches no {which} knob")
     population = space.design.search.population
     first = budget // 2
     ga = _SubGA(space, hw_cols, default_schedule(space), seed=seed)
@@ -201,14 +268,14 @@ def sequential(space: DesignSpace, budget: int, seed: int) -> Strategy:
             spent += len(codes)
 
 
-def random_search(space: DesignSpace, seed: int) -> Strategy:
+def random_search(space: DesignSpace, seed: int) -> BatchGenerator:
     """Uniform samples of the joint space, a population at a time."""
     nsga = Nsga2(space, population=space.design.search.population, crossover_prob=0.0, mutation_prob=None, seed=seed, n_objectives=1)
     while True:
         yield nsga.random_rows(space.design.search.population), {STRATEGY_KEY: "random"}
 
 
-def optuna_sampler(space: DesignSpace, name: str, seed: int) -> Strategy:
+def optuna_sampler(space: DesignSpace, name: str, seed: int) -> BatchGenerator:
     """Optuna's NSGA-III or TPE over the joint space, by ask/tell on an in-memory study.
 
     NSGA-III is asked a population at a time; TPE one trial at a time (it models every
@@ -241,67 +308,22 @@ def optuna_sampler(space: DesignSpace, name: str, seed: int) -> Strategy:
 
 
 def make_strategy(space: DesignSpace, strategy: str, sampler: str, *, budget: int, seed: int) -> Strategy:
-    check_strategy(strategy, sampler)
+    """The strategy of ``strategy``/``sampler`` (names from :mod:`codesign.vocab`, checked by the caller)."""
+    if (strategy, sampler) == ("joint", "nsga2"):
+        return Nsga2Strategy(space, seed)
     if strategy == "sequential":
-        return sequential(space, budget, seed)
-    if strategy == "random":
-        return random_search(space, seed)
-    return optuna_sampler(space, sampler, seed)
+        generator = sequential(space, budget, seed)
+    elif strategy == "random":
+        generator = random_search(space, seed)
+    else:
+        generator = optuna_sampler(space, sampler, seed)
 
+    def mismatch(trial: FrozenTrial) -> Exception:
+        return ArgumentError(
+            "strategy", strategy,
+            f"the run's stored trial {trial.number} is not what this strategy proposes (with {{sampler}} {sampler}, {{seed}} {seed}); "
+            "resume with the {arg}, {sampler}, {seed} and (for sequential) {trials} it was started with, or use another {out}",
+            related={"sampler": "sampler", "seed": "seed", "trials": "trials", "out": "out"},
+        )
 
-def run_strategy(
-    space: DesignSpace,
-    evaluator: Evaluator,
-    persistent: optuna.Study,
-    *,
-    strategy: str,
-    sampler: str,
-    n_trials: int,
-    seed: int,
-    progress=None,
-    say=print,
-    fast_storage: bool = True,
-    cpu_threads: int | None = None,
-):
-    """Add trials proposed by ``strategy`` to ``persistent`` until it holds ``n_trials``; as ``run_search``."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    loop = BatchLoop(space, evaluator, persistent, fast_storage=fast_storage, say=say)
-    if len(loop.previous) >= n_trials:
-        return loop.timings, 0
-    stored = sorted(loop.previous, key=lambda t: t.number)
-    gen = make_strategy(space, strategy, sampler, budget=n_trials, seed=seed)
-    replayed, added = 0, 0
-    remaining = n_trials - len(stored)
-    answer: list[FrozenTrial] | None = None
-    with _StopOnInterrupt(loop.state, say), _torch_threads(evaluator.device, space.design.search.population, cpu_threads), _no_full_gc():
-        while not loop.state.stop_requested:
-            t0 = time.perf_counter()
-            try:
-                codes, attrs = next(gen) if answer is None else gen.send(answer)
-            except StopIteration:
-                break
-            # A resumed run: the first proposals are the stored trials, in order.
-            n_old = min(len(codes), len(stored) - replayed)
-            old = stored[replayed:replayed + n_old]
-            for row, t in zip(codes[:n_old], old):
-                if not all(k.name in t.params for k in space.knobs) or space.encode(t.params) != row.tolist():
-                    raise UserError(
-                        f"the run's stored trial {t.number} is not what --strategy {strategy} (sampler {sampler}, seed {seed}) proposes; "
-                        "resume with the --strategy, --sampler, --seed and (for sequential) --trials it was started with, or use another --out"
-                    )
-            replayed += n_old
-            new = codes[n_old:][:max(0, remaining)]
-            if len(codes) > n_old and len(new) == 0:
-                break
-            answer = list(old)
-            if len(new):
-                answer += loop.run(new, t0=t0, system_attrs=attrs, study_attrs={})
-                added += len(new)
-                remaining -= len(new)
-                if progress is not None:
-                    progress(len(new))
-            if len(answer) < len(codes):  # budget reached inside the batch
-                break
-    gen.close()
-    return loop.timings, added
-
+    return Replay(space, generator, mismatch)

@@ -10,8 +10,8 @@ each; layers already in the oracle's cache cost nothing more):
 2. **Fit.** Every layer of every verified design is one training row of the
    :class:`~codesign.model.surrogate.LatencySurrogate` (a deep ensemble learning
    ``ln(oracle / analytical)`` cycles per layer).
-3. **Search.** The engine's NSGA-II (:func:`~codesign.search.explore.run_search`, the
-   same generation loop as the plain search) on the analytical model with the
+3. **Search.** The engine's NSGA-II (:func:`~codesign.search.driver.run_search`, the
+   same loop as the plain search) on the analytical model with the
    surrogate's latency (:class:`~codesign.model.surrogate.SurrogateCostModel`):
    ``inner_trials`` trials per round, in memory, at batched-model speed.
 4. **Select** a batch of unverified designs for the oracle: the predicted front (the
@@ -49,7 +49,8 @@ from codesign.errors import ArgumentError, UserError
 from codesign.model.evaluator import Evaluator
 from codesign.model.surrogate import LatencySurrogate, SurrogateCostModel, design_table, features, training_metadata
 from codesign.oracles.base import Oracle, OracleCostModel
-from codesign.search.pareto import feasible_mask, hypervolume, nondominated_mask, reference_point
+from codesign.search.driver import run_search
+from codesign.search.pareto import dominated_by, feasible_mask, front_of, hypervolume, nondominated_mask, reference_point, spread
 from codesign.space import DesignSpace
 
 MIN_INITIAL = 8
@@ -123,24 +124,6 @@ def sobol_rows(space: DesignSpace, n: int, seed: int) -> torch.Tensor:
             if len(seen) == n:
                 return torch.stack(list(seen.values()))
     return torch.stack(list(seen.values()))  # a space with fewer than n designs
-
-
-def _dominated_by(front: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Bool ``[n]``: ``points[i]`` is dominated by some row of ``front`` (minimisation)."""
-    if len(front) == 0 or len(points) == 0:
-        return np.zeros(len(points), dtype=bool)
-    le = (front[None, :, :] <= points[:, None, :]).all(axis=2)
-    lt = (front[None, :, :] < points[:, None, :]).any(axis=2)
-    return (le & lt).any(axis=1)
-
-
-def _spread(values: np.ndarray, k: int) -> np.ndarray:
-    """Indices of ``k`` points spread evenly along the first objective (extremes included)."""
-    order = np.argsort(values[:, 0], kind="stable")
-    if k >= len(order):
-        return order
-    picks = np.unique(np.round(np.linspace(0, len(order) - 1, k)).astype(int))
-    return order[picks]
 
 
 def survival(values: np.ndarray, feasible: np.ndarray) -> float:
@@ -252,8 +235,6 @@ class SurrogateLoop:
     # --- surrogate side ---------------------------------------------------------------------
     def inner_search(self, round_: int) -> tuple[torch.Tensor, np.ndarray]:
         """NSGA-II on the surrogate; returns its distinct designs and their predicted metrics."""
-        from codesign.search.explore import run_search
-
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(directions=["minimize"] * len(self.objectives))
         run_search(self.space, self.surrogate_eval, study, n_trials=self.settings.inner_trials,
@@ -284,7 +265,7 @@ class SurrogateLoop:
             on_front[feasible] = nondominated_mask(objs[feasible])
         n_uncertain = int(math.floor(k * self.settings.uncertain_fraction)) if k >= 3 else 0
         front_idx = np.flatnonzero(on_front & unverified)
-        take_front = front_idx[_spread(objs[front_idx], k - n_uncertain)] if len(front_idx) else front_idx
+        take_front = front_idx[spread(objs[front_idx], k - n_uncertain)] if len(front_idx) else front_idx
         chosen = list(take_front)
         roles = ["front"] * len(chosen)
         # Optimistic latency: could the design be on the front given the ensemble's spread?
@@ -293,7 +274,7 @@ class SurrogateLoop:
         optimistic[:, lat] = np.maximum(values[:, lat] - self.settings.kappa * values[:, std], 0.0)
         opt_feasible = feasible_mask(optimistic, names, self.constraints)
         near = unverified & opt_feasible & ~np.isin(np.arange(len(rows)), chosen)
-        near &= ~_dominated_by(objs[on_front], self._objectives(optimistic, names))
+        near &= ~dominated_by(objs[on_front], self._objectives(optimistic, names))
         idx = np.flatnonzero(near)
         rel = values[idx, std] / np.maximum(values[idx, lat], 1e-30)
         for i in idx[np.argsort(-rel, kind="stable")][: k - len(chosen)]:
@@ -385,8 +366,6 @@ class SurrogateLoop:
                           surrogate=self.surrogate, summary=summary)
 
     def verified_front(self, verified: pd.DataFrame | None = None) -> pd.DataFrame:
-        from codesign.search.pareto import front_of
-
         verified = pd.DataFrame(self.records) if verified is None else verified
         return front_of(verified, self.objectives) if len(verified) else verified
 

@@ -1,0 +1,208 @@
+"""Evaluate and store: a batch of integer code rows becomes finished Optuna trials in the run's storage.
+
+The rows are evaluated together in one batched model call; repeated configurations (equal
+canonical rows) reuse the earlier result, also across a resumed run. Each trial becomes a
+finished Optuna ``FrozenTrial`` with its objectives, its budget constraints (Optuna's
+``constraints:<name>`` system attributes: constrained domination, not a penalty), its
+metrics and the strategy's attributes, and the whole batch is written to the storage in
+one go (:class:`~codesign.search.storage.TrialWriter`). A crash or Ctrl-C loses at most
+the batch in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from codesign.model.evaluator import Evaluator
+from codesign.search.optuna_internals import constraint_key
+from codesign.search.storage import TrialWriter
+from codesign.space import DesignSpace
+
+
+@dataclass
+class Timings:
+    """Seconds spent in each part of the loop, and per generation."""
+
+    sample_s: float = 0.0  # NSGA-II: parent selection, crossover, mutation, random sampling
+    evaluate_s: float = 0.0  # deduplication and the batched model
+    tell_s: float = 0.0  # building the finished trials (values, constraints, attributes)
+    store_s: float = 0.0  # writing them to the storage
+    evaluated: int = 0  # candidates actually run through the model (after deduplication)
+    generations: list[tuple[int, float]] = field(default_factory=list)  # (trials, seconds) per batch
+    phases: list[tuple[float, float, float, float]] = field(default_factory=list)  # (sample, evaluate, tell, store) s per batch
+
+    def per_trial_s(self, first: bool, fraction: float = 0.1) -> float | None:
+        """Mean seconds per trial over the first (or last) ``fraction`` of the trials added."""
+        total = sum(n for n, _ in self.generations)
+        if total == 0:
+            return None
+        want, n_sum, s_sum = max(1.0, fraction * total), 0, 0.0
+        for n, s in (self.generations if first else reversed(self.generations)):
+            take = min(n, want - n_sum)
+            n_sum, s_sum = n_sum + take, s_sum + s * take / n
+            if n_sum >= want:
+                break
+        return s_sum / n_sum
+
+    def as_dict(self) -> dict:
+        out = {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items() if k not in ("generations", "phases")}
+        first, last = self.per_trial_s(True), self.per_trial_s(False)
+        out["batches"] = len(self.generations)
+        out["per_trial_first_10pct_s"] = first
+        out["per_trial_last_10pct_s"] = last
+        out["last_over_first_per_trial"] = last / first if first and last is not None else None
+        return out
+
+
+@dataclass
+class SearchState:
+    """What the loop knows between generations."""
+
+    cache: dict[bytes, tuple[np.ndarray, str | None, int]] = field(default_factory=dict)
+    stop_requested: bool = False
+
+
+class RowCodec:
+    """Integer code rows → a trial's params, and the JSON of them a journal line holds."""
+
+    def __init__(self, knobs) -> None:
+        self.names = [k.name for k in knobs]
+        self._values = [list(k.choices) if k.choices is not None else list(range(k.high + 1)) for k in knobs]
+        self._json_fragments = [
+            [f"{json.dumps(k.name)}:{json.dumps(code if k.choices is not None else float(code))}" for code in range(len(values))]
+            for k, values in zip(knobs, self._values)
+        ]
+
+    def params(self, row: list[int]) -> dict:
+        return {name: values[code] for name, values, code in zip(self.names, self._values, row)}
+
+    def params_json(self, codes: np.ndarray) -> list[str]:
+        """Each row's params as the JSON object a journal line holds: names → Optuna's internal
+        representation (``distribution.to_internal_repr``: a categorical's choice index, an int's float)."""
+        return ["{" + ",".join([table[c] for table, c in zip(self._json_fragments, row)]) + "}" for row in codes.tolist()]
+
+
+def _row_keys(space: DesignSpace, rows: torch.Tensor) -> list[bytes]:
+    """One key per row: equal keys, equal designs (canonical rows, as compact bytes)."""
+    top = max((len(k.choices) - 1 if k.choices is not None else k.high for k in space.knobs), default=0)
+    canonical = space.canonical(rows).numpy().astype(np.int16 if top < 2**15 else np.int64)
+    return [r.tobytes() for r in canonical]
+
+
+def _restore_cache(space: DesignSpace, trials: list[FrozenTrial], metric_names: list[str], state: SearchState) -> None:
+    """Results of stored trials by canonical row, so a resumed run does not evaluate them again either."""
+    rows, entries = [], []
+    for t in trials:
+        if t.number in (None, -1) or not all(k.name in t.params for k in space.knobs) or "duplicate_of" in t.user_attrs:
+            continue
+        if t.state == TrialState.COMPLETE:
+            metrics = t.user_attrs.get("metrics", {})
+            if not all(n in metrics for n in metric_names):
+                continue
+            entries.append((np.array([metrics[n] for n in metric_names], dtype=np.float64), None, t.number))
+        elif t.state == TrialState.FAIL and "fail_reason" in t.user_attrs:
+            entries.append((np.full(len(metric_names), np.nan), t.user_attrs["fail_reason"], t.number))
+        else:
+            continue
+        rows.append(space.encode(t.params))
+    if rows:
+        for key, entry in zip(_row_keys(space, torch.tensor(rows, dtype=torch.long)), entries):
+            state.cache.setdefault(key, entry)
+
+
+class BatchLoop:
+    """One batch of code rows → evaluated (each distinct design once, ever), finished trials, stored.
+
+    Shared by every strategy (:mod:`codesign.search.strategies`) through the driver
+    (:func:`codesign.search.driver.run_search`) and by refinement:
+    the cache of results by canonical row, the objectives, the budgets as Optuna
+    constraints (``constraints:<name>`` system attributes), the metrics, the batched
+    write, the timings.
+    """
+
+    def __init__(self, space: DesignSpace, evaluator: Evaluator, persistent: optuna.Study, *, fast_storage: bool, say) -> None:
+        design = space.design
+        self.space, self.evaluator, self.say = space, evaluator, say
+        self.metric_names = evaluator.metric_names
+        self.obj_idx = [self.metric_names.index(o) for o in design.objectives.minimize]
+        self.con_items = [(self.metric_names.index(name), bound, constraint_key(name)) for name, bound in design.constraints.items()]
+        self.distributions = space.distributions  # one dict shared by every trial of the run
+        self.codec = RowCodec(space.knobs)
+        self.writer = TrialWriter(persistent, fast=fast_storage)
+        self.stored = persistent.get_trials(deepcopy=False)
+        self.previous = [t for t in self.stored if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+        self.state = SearchState()
+        _restore_cache(space, self.previous, self.metric_names, self.state)
+        self.next_number = len(self.stored)
+        self.timings = Timings()
+
+    def evaluate(self, rows: torch.Tensor) -> list[bytes]:
+        """Run the rows not seen before through the model; returns every row's cache key."""
+        keys = _row_keys(self.space, rows)
+        cache, todo = self.state.cache, {}
+        for i, key in enumerate(keys):
+            if key not in cache and key not in todo:
+                todo[key] = i
+        if todo:
+            values, errors = self.evaluator.evaluate_rows(rows[torch.tensor(list(todo.values()))])
+            for j, (key, i) in enumerate(todo.items()):
+                cache[key] = (values[j], errors[j], self.next_number + i)
+            self.timings.evaluated += len(todo)
+        return keys
+
+    def run(self, codes: np.ndarray, *, t0: float, system_attrs: dict | list[dict], study_attrs: dict) -> list[FrozenTrial]:
+        """Evaluate, finish and store the batch ``codes`` (sampled since ``t0``); returns its trials.
+
+        ``system_attrs``: the trials' system attributes, one dict for all or one per row.
+        """
+        params = self.codec.params
+        t1 = time.perf_counter()
+        started = datetime.now()
+        keys = self.evaluate(torch.from_numpy(codes))
+        t2 = time.perf_counter()
+        finished = datetime.now()
+        frozen = []
+        complete, fail = TrialState.COMPLETE, TrialState.FAIL
+        number = self.next_number
+        for i, (row, key) in enumerate(zip(codes.tolist(), keys)):
+            values, error, first = self.state.cache[key]
+            user_attrs: dict = {}
+            if first != number + i:
+                user_attrs["duplicate_of"] = first
+            attrs = dict(system_attrs[i] if isinstance(system_attrs, list) else system_attrs)
+            if error is not None:
+                user_attrs["fail_reason"] = error
+                trial_state, trial_values = fail, None
+            else:
+                for m, bound, key_name in self.con_items:
+                    attrs[key_name] = float((values[m] - bound) / bound)
+                user_attrs["metrics"] = dict(zip(self.metric_names, values.tolist()))
+                trial_state, trial_values = complete, [float(values[m]) for m in self.obj_idx]
+            frozen.append(FrozenTrial(
+                number=number + i, state=trial_state, value=None, values=trial_values,
+                datetime_start=started, datetime_complete=finished, params=params(row),
+                distributions=self.distributions, user_attrs=user_attrs, system_attrs=attrs,
+                intermediate_values={}, trial_id=-1,
+            ))
+        t3 = time.perf_counter()
+        self.writer.write(frozen, study_attrs, params_json=self.codec.params_json(codes) if self.writer.fast else None)
+        if frozen and frozen[0].number != number:  # someone else wrote to the study meanwhile
+            self.say(f"warning: trials were added to the study by another process; numbering continues at {frozen[-1].number + 1}")
+        self.next_number = frozen[-1].number + 1 if frozen else number
+        t4 = time.perf_counter()
+        timings = self.timings
+        timings.sample_s += t1 - t0
+        timings.evaluate_s += t2 - t1
+        timings.tell_s += t3 - t2
+        timings.store_s += t4 - t3
+        timings.generations.append((len(codes), t4 - t0))
+        timings.phases.append((t1 - t0, t2 - t1, t3 - t2, t4 - t3))
+        return frozen

@@ -1,0 +1,200 @@
+"""Every use codesign makes of Optuna's private names, in one place.
+
+The search reproduces Optuna's NSGA-II a generation at a time and writes whole generations
+to a journal file; both need things Optuna does not promise to keep: the key strings its
+NSGA-II sampler stores, its elite selection, its constrained-optimisation helpers, and the
+inner state of ``JournalStorage`` over a ``JournalFileBackend``. Nothing else in
+:mod:`codesign.search` touches an Optuna name that starts with an underscore; it goes
+through this module. ``tests/test_optuna_internals.py`` checks every entry of
+:data:`REQUIRED` (and the journal line format) against the installed Optuna, so a new
+Optuna release that changes one of them fails that test, naming what changed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial
+
+#: (module, attribute, what codesign uses it for): everything below resolves one of these.
+REQUIRED: tuple[tuple[str, str, str], ...] = (
+    ("optuna.samplers", "NSGAIISampler._get_generation_key", "the trial system attribute holding a trial's generation"),
+    ("optuna.samplers", "NSGAIISampler._get_parent_cache_key_prefix", "the study system attribute prefix of the parent cache"),
+    ("optuna.samplers.nsgaii._elite_population_selection_strategy", "NSGAIIElitePopulationSelectionStrategy",
+     "NSGA-II's parent selection (constrained non-dominated sort, crowding distance)"),
+    ("optuna.study._constrained_optimization", "_CONSTRAINTS_KEY", "the prefix of a trial's constraint system attributes"),
+    ("optuna.study._constrained_optimization", "_is_constrained_optimization", "whether NSGA-II uses constrained domination"),
+    ("optuna.storages.journal._storage", "JournalOperation", "the op codes of the journal lines the fast path writes"),
+    ("optuna.storages.journal._storage", "json_to_distribution", "replaying a journal with shared distribution objects"),
+    ("optuna.storages.journal._file", "get_lock_file", "holding the journal file's lock while appending a generation"),
+)
+
+#: Attributes of a ``JournalStorage`` (``storage``), its ``JournalFileBackend`` (``backend``) and its
+#: replay result (``replay``) that the fast path reads or updates.
+JOURNAL_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("storage", "_thread_lock"), ("storage", "_sync_with_backend"), ("storage", "_replay_result"),
+    ("backend", "_lock"), ("backend", "_file_path"), ("backend", "_log_number_offset"),
+    ("replay", "_trials"), ("replay", "_study_id_to_trial_ids"), ("replay", "_trial_id_to_study_id"),
+    ("replay", "log_number_read"), ("replay", "worker_id"), ("replay", "apply_logs"),
+)
+
+
+def resolve(module: str, attribute: str) -> Any:
+    """``module.attribute`` (dotted within the module), or an ``ImportError`` naming what changed."""
+    try:
+        found: Any = importlib.import_module(module)
+    except ImportError as error:
+        raise ImportError(f"Optuna {optuna.__version__} changed: module {module} is gone ({error}); "
+                          "codesign/search/optuna_internals.py needs updating") from None
+    for part in attribute.split("."):
+        if not hasattr(found, part):
+            raise ImportError(f"Optuna {optuna.__version__} changed: {module}.{attribute} is gone; "
+                              "codesign/search/optuna_internals.py needs updating")
+        found = getattr(found, part)
+    return found
+
+
+def _required(module: str, attribute: str) -> Any:
+    assert any(m == module and a == attribute for m, a, _ in REQUIRED), f"{module}.{attribute} is not declared in REQUIRED"
+    return resolve(module, attribute)
+
+
+# --- NSGA-II ---------------------------------------------------------------------------------
+#: Trial system attribute: the trial's generation ("NSGAIISampler:generation").
+GENERATION_KEY: str = _required("optuna.samplers", "NSGAIISampler._get_generation_key")()
+#: Study system attribute prefix: the parents of generation ``g`` are stored under ``PREFIX + str(g)``.
+PARENT_KEY_PREFIX: str = _required("optuna.samplers", "NSGAIISampler._get_parent_cache_key_prefix")()
+#: ``EliteSelection(population_size=n)(study, trials)``: NSGA-II's survivors of ``trials``.
+EliteSelection = _required("optuna.samplers.nsgaii._elite_population_selection_strategy", "NSGAIIElitePopulationSelectionStrategy")
+
+# --- constraints -----------------------------------------------------------------------------
+#: A trial's budget ``name`` is its system attribute ``f"{CONSTRAINTS_KEY}:{name}"``.
+CONSTRAINTS_KEY: str = _required("optuna.study._constrained_optimization", "_CONSTRAINTS_KEY")
+_is_constrained = _required("optuna.study._constrained_optimization", "_is_constrained_optimization")
+
+
+def constraint_key(name: str) -> str:
+    """The trial system attribute of budget ``name`` (``constraints:<name>``)."""
+    return f"{CONSTRAINTS_KEY}:{name}"
+
+
+def is_constrained(trials: Sequence[FrozenTrial]) -> bool:
+    """Does NSGA-II compare these trials by constrained domination (any has a constraint)?"""
+    return _is_constrained(trials)
+
+
+# --- studies and trials ----------------------------------------------------------------------
+def study_storage(study: optuna.Study) -> tuple[optuna.storages.BaseStorage, int]:
+    """The storage a study lives in and its id there."""
+    return study._storage, study._study_id
+
+
+def trial_id(trial: FrozenTrial) -> int:
+    """The trial's id in its storage (what NSGA-II's parent cache lists)."""
+    return trial._trial_id
+
+
+def set_trial_identity(trial: FrozenTrial, trial_id: int, number: int) -> None:
+    """Give a trial built by codesign its id and number in the storage that now holds it."""
+    trial._trial_id = trial_id
+    trial.number = number
+
+
+# --- journal files ---------------------------------------------------------------------------
+_JournalOperation = _required("optuna.storages.journal._storage", "JournalOperation")
+#: Op codes of the journal lines the fast path writes.
+OP_SET_STUDY_SYSTEM_ATTR: int = int(_JournalOperation.SET_STUDY_SYSTEM_ATTR)
+OP_CREATE_TRIAL: int = int(_JournalOperation.CREATE_TRIAL)
+_get_lock_file = _required("optuna.storages.journal._file", "get_lock_file")
+
+
+@contextmanager
+def shared_distributions() -> Iterator[None]:
+    """Parse each distinct distribution JSON once while a journal file is replayed.
+
+    Every trial line of a run repeats the same distributions; Optuna's replay parses
+    them again for each trial (three quarters of the time it takes to open a journal,
+    and one object per parameter per trial in memory). While this is active, equal
+    JSON gives one shared, equal distribution object (Optuna never mutates them).
+    """
+    journal_module = importlib.import_module("optuna.storages.journal._storage")
+    original = _required("optuna.storages.journal._storage", "json_to_distribution")
+    parsed: dict[str, Any] = {}
+
+    def json_to_distribution(text: str):
+        found = parsed.get(text)
+        if found is None:
+            found = parsed[text] = original(text)
+        return found
+
+    journal_module.json_to_distribution = json_to_distribution
+    try:
+        yield
+    finally:
+        journal_module.json_to_distribution = original
+
+
+class JournalFile:
+    """The inner state of a ``JournalStorage`` over a ``JournalFileBackend`` that appending a
+    whole generation at once needs; :meth:`of` returns ``None`` for any other storage."""
+
+    def __init__(self, storage: JournalStorage, backend: JournalFileBackend) -> None:
+        self.storage, self.backend = storage, backend
+
+    @classmethod
+    def of(cls, storage: optuna.storages.BaseStorage) -> JournalFile | None:
+        if type(storage) is not JournalStorage:  # a subclass may change what a write does
+            return None
+        backend = getattr(storage, "_backend", None)
+        if type(backend) is not JournalFileBackend:
+            return None
+        objects = {"storage": storage, "backend": backend, "replay": getattr(storage, "_replay_result", None)}
+        if not all(hasattr(objects[owner], name) for owner, name in JOURNAL_ATTRIBUTES):
+            return None
+        return cls(storage, backend)
+
+    @property
+    def path(self) -> str:
+        return self.backend._file_path
+
+    def thread_lock(self):
+        """The storage's own lock: hold it from the write until :meth:`replayed`."""
+        return self.storage._thread_lock
+
+    @contextmanager
+    def file_lock(self) -> Iterator[None]:
+        """The journal file's lock, with the replay brought up to date with the file first."""
+        with _get_lock_file(self.backend._lock):
+            self.storage._sync_with_backend()  # whatever others appended first
+            yield
+
+    @property
+    def worker_id(self) -> str:
+        return self.storage._replay_result.worker_id
+
+    def next_trial(self, study_id: int) -> tuple[int, int]:
+        """The id and number the next trial created in ``study_id`` gets."""
+        replay = self.storage._replay_result
+        return len(replay._trials), len(replay._study_id_to_trial_ids[study_id])
+
+    def replayed(self, study_id: int, attr_logs: list[dict], trials: list[FrozenTrial], end: int) -> None:
+        """Bring the in-memory replay up to what was just appended (``attr_logs``, then ``trials``,
+        the file now ending at byte ``end``) without parsing the lines back. Call under
+        :meth:`thread_lock`."""
+        replay = self.storage._replay_result
+        replay.apply_logs(attr_logs)
+        ids = replay._study_id_to_trial_ids[study_id]
+        for trial in trials:
+            replay._trials[trial._trial_id] = trial
+            ids.append(trial._trial_id)
+            replay._trial_id_to_study_id[trial._trial_id] = study_id
+        if trials:
+            replay._last_created_trial_id_by_this_process = trials[-1]._trial_id
+        replay.log_number_read += len(trials)
+        self.backend._log_number_offset[replay.log_number_read] = end

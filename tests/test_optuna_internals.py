@@ -1,0 +1,127 @@
+"""The Optuna internals codesign relies on (codesign/search/optuna_internals.py) are still there and
+still mean what they meant: a new Optuna release that changes one of them fails here, by name."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from datetime import datetime
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from codesign.search import optuna_internals as oi
+from codesign.search.storage import TrialWriter
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+@pytest.mark.parametrize("module,attribute,why", oi.REQUIRED, ids=[f"{m}.{a}" for m, a, _ in oi.REQUIRED])
+def test_every_required_name_exists(module, attribute, why):
+    oi.resolve(module, attribute)  # raises ImportError("Optuna X changed: module.attribute is gone")
+
+
+def test_resolve_names_what_is_missing():
+    with pytest.raises(ImportError, match=r"optuna\.samplers\.NoSuchSampler is gone"):
+        oi.resolve("optuna.samplers", "NoSuchSampler")
+
+
+def test_key_strings():
+    assert oi.GENERATION_KEY == "NSGAIISampler:generation", "NSGA-II's generation key changed"
+    assert oi.PARENT_KEY_PREFIX == "NSGAIISampler:parent:", "NSGA-II's parent-cache key prefix changed"
+    assert oi.CONSTRAINTS_KEY == "constraints", "the constraint system-attribute prefix changed"
+
+
+def frozen(number: int, values, constraints: dict | None = None, state=TrialState.COMPLETE, **kw) -> FrozenTrial:
+    attrs = {oi.constraint_key(k): v for k, v in (constraints or {}).items()}
+    return FrozenTrial(number=number, state=state, value=None, values=values, datetime_start=datetime(2024, 1, 2, 3, 4, 5, 6789),
+                       datetime_complete=datetime(2024, 1, 2, 3, 4, 6), params=kw.get("params", {}),
+                       distributions=kw.get("distributions", {}), user_attrs=kw.get("user_attrs", {}),
+                       system_attrs={**attrs, **kw.get("system_attrs", {})}, intermediate_values={}, trial_id=number)
+
+
+def test_constraint_attributes_are_what_frozen_trial_reads():
+    t = frozen(0, [1.0, 2.0], {"latency_s": 0.5, "area_mm2": -1.0})
+    assert t.constraints == {"latency_s": 0.5, "area_mm2": -1.0}, "FrozenTrial.constraints no longer reads constraints:<name>"
+    assert oi.is_constrained([t]) and not oi.is_constrained([frozen(1, [1.0, 2.0])])
+
+
+def test_signatures_used():
+    def params(f):
+        return list(inspect.signature(f).parameters)
+
+    assert "population_size" in params(oi.EliteSelection.__init__), "NSGAIIElitePopulationSelectionStrategy(population_size=)"
+    assert params(oi.EliteSelection.__call__)[1:3] == ["study", "population"], "NSGAIIElitePopulationSelectionStrategy(study, population)"
+    internals = "optuna.storages.journal._"
+    assert len(params(oi.resolve(internals + "file", "get_lock_file"))) == 1, "get_lock_file(lock_obj)"
+    assert len(params(oi.resolve(internals + "storage", "json_to_distribution"))) == 1, "json_to_distribution(text)"
+    ops = oi.resolve(internals + "storage", "JournalOperation")
+    assert (ops.SET_STUDY_SYSTEM_ATTR, ops.CREATE_TRIAL) == (oi.OP_SET_STUDY_SYSTEM_ATTR, oi.OP_CREATE_TRIAL) == (3, 4)
+
+
+def test_elite_selection_and_nsga2_keys_as_optuna_uses_them():
+    """A plain NSGAIISampler run stores the generation and parent-cache keys the engine reads back."""
+    sampler = optuna.samplers.NSGAIISampler(population_size=4, seed=0)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=sampler)
+    study.optimize(lambda t: (t.suggest_int("x", 0, 9), 9 - t.suggest_int("y", 0, 9)), n_trials=12)
+    trials = study.get_trials(deepcopy=False)
+    assert all(isinstance(t.system_attrs.get(oi.GENERATION_KEY), int) for t in trials), "trials lost NSGAIISampler:generation"
+    storage, study_id = oi.study_storage(study)
+    caches = {k: v for k, v in storage.get_study_system_attrs(study_id).items() if k.startswith(oi.PARENT_KEY_PREFIX)}
+    assert caches and all(k[len(oi.PARENT_KEY_PREFIX):].isdigit() for k in caches), "parent cache keys changed"
+    ids = {oi.trial_id(t) for t in trials}
+    assert all(set(v) <= ids for v in caches.values()), "the parent cache no longer lists trial ids"
+    chosen = oi.EliteSelection(population_size=4)(study, [t for t in trials if t.system_attrs[oi.GENERATION_KEY] == 0])
+    assert len(chosen) == 4 and all(isinstance(t, FrozenTrial) for t in chosen)
+
+
+def test_journal_file_internals_are_there(tmp_path):
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j.journal")))
+    objects = {"storage": storage, "backend": storage._backend, "replay": storage._replay_result}
+    missing = [f"{owner}.{name}" for owner, name in oi.JOURNAL_ATTRIBUTES if not hasattr(objects[owner], name)]
+    assert not missing, f"JournalStorage internals gone: {missing}"
+    assert oi.JournalFile.of(storage) is not None
+    assert oi.JournalFile.of(optuna.storages.InMemoryStorage()) is None
+
+
+def journal_lines(path) -> list[dict]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for line in lines:
+        line.pop("worker_id")
+    return lines
+
+
+def test_trial_writer_writes_the_lines_optuna_writes(tmp_path):
+    """TrialWriter's fast path appends exactly the journal lines Optuna's own calls append."""
+    distributions = {"a": IntDistribution(1, 8), "b": CategoricalDistribution(["x", "y", 3])}
+    trials = [
+        frozen(0, [1.5, 2.0], {"lat": 0.25}, params={"a": 3, "b": "y"}, distributions=distributions,
+               user_attrs={"metrics": {"m": 1.0}}, system_attrs={oi.GENERATION_KEY: 0}),
+        frozen(1, None, state=TrialState.FAIL, params={"a": 8, "b": 3}, distributions=distributions, user_attrs={"fail_reason": "nan"}),
+    ]
+    written = {}
+    for how in ("optuna", "codesign"):
+        path = tmp_path / f"{how}.journal"
+        study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))), study_name="s", directions=["minimize", "minimize"])
+        storage, study_id = oi.study_storage(study)
+        copies = [frozen(t.number, t.values, t.constraints, state=t.state, params=dict(t.params), distributions=distributions,
+                         user_attrs=dict(t.user_attrs), system_attrs={k: v for k, v in t.system_attrs.items() if not k.startswith("constraints")})
+                  for t in trials]
+        if how == "optuna":
+            storage.set_study_system_attr(study_id, "codesign:x", [1, "a"])
+            for t in copies:
+                storage.create_new_trial(study_id, template_trial=t)
+        else:
+            writer = TrialWriter(study)
+            assert writer.fast
+            writer.write(copies, {"codesign:x": [1, "a"]})
+        written[how] = journal_lines(path)
+        reread = optuna.load_study(study_name=study.study_name, storage=JournalStorage(JournalFileBackend(str(path))))
+        assert [(t.params, t.values, t.state, t.system_attrs) for t in reread.get_trials()] == [
+            (t.params, t.values, t.state, t.system_attrs) for t in trials
+        ]
+    assert written["codesign"] == written["optuna"], "the journal line format changed"
