@@ -26,8 +26,12 @@ def test_every_required_name_exists(module, attribute, why):
 
 
 def test_resolve_names_what_is_missing():
-    with pytest.raises(ImportError, match=r"optuna\.samplers\.NoSuchSampler is gone"):
+    with pytest.raises(ImportError, match=r"Optuna .* changed .*: module 'optuna.samplers' has no attribute 'NoSuchSampler'"):
         oi.resolve("optuna.samplers", "NoSuchSampler")
+    with pytest.raises(ImportError, match=r"changed .*: optuna\.samplers\.NSGAIISampler\._no_such_key is gone"):
+        oi.resolve("optuna.samplers", "NSGAIISampler._no_such_key")
+    with pytest.raises(ImportError, match=r"changed .*: cannot import module 'optuna\._gone'"):
+        oi.resolve("optuna._gone", "x")
 
 
 def test_key_strings():

@@ -12,7 +12,7 @@ Optuna release that changes one of them fails that test, naming what changed.
 
 from __future__ import annotations
 
-import importlib
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +21,8 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial
+
+from codesign.loader import load_object
 
 #: (module, attribute, what codesign uses it for): everything below resolves one of these.
 REQUIRED: tuple[tuple[str, str, str], ...] = (
@@ -47,15 +49,12 @@ JOURNAL_ATTRIBUTES: tuple[tuple[str, str], ...] = (
 
 def resolve(module: str, attribute: str) -> Any:
     """``module.attribute`` (dotted within the module), or an ``ImportError`` naming what changed."""
-    try:
-        found: Any = importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(f"Optuna {optuna.__version__} changed: module {module} is gone ({error}); "
-                          "codesign/search/optuna_internals.py needs updating") from None
-    for part in attribute.split("."):
+    where = f"Optuna {optuna.__version__} changed (codesign/search/optuna_internals.py needs updating)"
+    first, *rest = attribute.split(".")
+    found = load_object(f"{module}:{first}", where=where, error=ImportError)
+    for depth, part in enumerate(rest, start=1):
         if not hasattr(found, part):
-            raise ImportError(f"Optuna {optuna.__version__} changed: {module}.{attribute} is gone; "
-                              "codesign/search/optuna_internals.py needs updating")
+            raise ImportError(f"{where}: {module}.{'.'.join([first, *rest[:depth]])} is gone")
         found = getattr(found, part)
     return found
 
@@ -123,8 +122,8 @@ def shared_distributions() -> Iterator[None]:
     and one object per parameter per trial in memory). While this is active, equal
     JSON gives one shared, equal distribution object (Optuna never mutates them).
     """
-    journal_module = importlib.import_module("optuna.storages.journal._storage")
     original = _required("optuna.storages.journal._storage", "json_to_distribution")
+    journal_module = sys.modules["optuna.storages.journal._storage"]
     parsed: dict[str, Any] = {}
 
     def json_to_distribution(text: str):
