@@ -30,10 +30,6 @@ DEFAULT_SRAM_KB = (256, 256, 128)
 COLUMNS = ("layer", "compute_cycles", "stall_cycles", "total_cycles", "utilization")
 
 
-
-
-
-
 def add_cycles_parser(sub) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "cycles", help="per-layer cycles of a SCALE-Sim topology CSV on one systolic array",
@@ -76,38 +72,24 @@ def cycles_table(topology: str | Path, setup: CyclesSetup, *, form: str = "auto"
     """
     import torch
 
-    from codesign.design import WorkloadSpec, parse_design
     from codesign.model.analytical import AnalyticalModel
-    from codesign.space import DesignSpace, lower_workload
     from codesign.workload.scalesim import read_topology_layers
-    from codesign.workload.graph import Workload
 
     entries = read_topology_layers(topology, form=form, precision_bytes=setup.word_bytes)
-    workload = Workload(Path(topology).stem)
-    for entry in entries:
-        workload.add_layer(entry.layer)
     total_kb = sum(setup.sram_kb)
     # 1 GHz: words/cycle × bytes/word = GB/s. No bandwidth: no memory time at all (CALC mode).
     gbps = math.inf if setup.bandwidth is None else setup.bandwidth * setup.word_bytes
-    raw = {
-        "workload": {"network": "resnet18", "precision_bytes": setup.word_bytes},
-        "hardware": {
-            "grid_rows": 1, "grid_cols": 1, "pe_rows": setup.array_h, "pe_cols": setup.array_w,
-            "sram_kib": total_kb, "sram_split": [kb / total_kb for kb in setup.sram_kb],
-            "dram_gbps": gbps, "noc_link_gbps": math.inf, "clock_ghz": 1.0, "dataflows": [setup.dataflow],
-        },
-        "schedule": {"dataflow": [setup.dataflow], "mapping": "single_core", "granularity": "network"},
+    hardware = {
+        "grid_rows": 1, "grid_cols": 1, "pe_rows": setup.array_h, "pe_cols": setup.array_w,
+        "sram_kib": total_kb, "sram_split": [kb / total_kb for kb in setup.sram_kb],
+        "dram_gbps": gbps, "noc_link_gbps": math.inf, "clock_ghz": 1.0, "dataflows": [setup.dataflow],
     }
-    design = parse_design(raw, source="<codesign cycles>")
-    spec = WorkloadSpec.model_construct(network=f"scalesim:{topology}", batch=1, precision_bytes=setup.word_bytes, params={})
-    design = design.model_copy(update={"workload": spec})
-    lowered = lower_workload(workload)
-    n = len(lowered.names)
-    space = DesignSpace(design=design, workload=workload, knobs=[], lowered=lowered, dataflow_col=[-1] * n, core_col=[-1] * n)
-    model = AnalyticalModel(space)
-    candidates = space.decode(torch.zeros((1, 0), dtype=torch.long))
+    schedule = {"dataflow": [setup.dataflow], "mapping": "single_core", "granularity": "network"}
+    model = AnalyticalModel.for_layers([entry.layer for entry in entries], hardware=hardware, schedule=schedule,
+                                       name=f"scalesim:{topology}")
+    candidates = model.space.decode(torch.zeros((1, 0), dtype=torch.long))
     layers = model.evaluate(candidates, detail=True).layers
-    index = {name: i for i, name in enumerate(lowered.names)}
+    index = {name: i for i, name in enumerate(model.space.lowered.names)}
     pes = setup.array_h * setup.array_w
     rows = []
     for entry in entries:

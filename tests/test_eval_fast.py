@@ -1,7 +1,7 @@
 """The tabulated evaluation path equals the direct one; the direct path stays differentiable.
 
 The model evaluates candidates whose hardware values are the design's choices from per-layer
-tables (:meth:`AnalyticalModel._build_tables`), and everything else directly; these tests pin
+tables (:func:`codesign.model.tables.build_tables`), and everything else directly; these tests pin
 that both give the same numbers (float64: within 1e-12 relative, cycle counts exactly), that
 rows are read as :meth:`DesignSpace.decode` reads them, that the evaluator's chunks change
 nothing, and that gradients flow through the direct path and the dataflow mixture.
@@ -53,8 +53,8 @@ def test_tabulated_equals_direct(name):
     space, model = SPACES[name], MODELS[name]
     rows = random_rows(space, 200, seed=11)
     c = space.decode(rows)
-    direct = model._evaluate_direct(c, True, None)
-    assert model._use_tables()
+    direct = model.evaluate_direct(c, detail=True)
+    assert model.tabulated.ready()
     assert_same(model.evaluate_rows(rows, detail=True), direct, "rows")
     assert_same(model.evaluate(c, detail=True), direct, "values")
     assert_same(model.evaluate(c, detail=True, rows=rows), direct, "candidates with rows")
@@ -82,8 +82,8 @@ def test_values_off_the_choices_are_computed_directly(field, factor):
     space, model = SPACES["pipelined"], MODELS["pipelined"]
     c = space.decode(random_rows(space, 40, seed=2))
     off = replace(c, **{field: getattr(c, field) * factor})
-    assert model._codes_from_values(off) is None
-    assert_same(model.evaluate(off, detail=True), model._evaluate_direct(off, True, None))
+    assert model.tabulated.codes_from_values(off) is None
+    assert_same(model.evaluate(off, detail=True), model.evaluate_direct(off, detail=True))
     # one candidate off the table sends the whole call to the direct path; the others are unchanged
     mixed = replace(c, **{field: torch.cat([getattr(off, field)[:1], getattr(c, field)[1:]])})
     torch.testing.assert_close(model.evaluate(mixed).metrics["latency_s"][1:], model.evaluate(c).metrics["latency_s"][1:], rtol=1e-12, atol=0)
@@ -127,13 +127,13 @@ def test_evaluator_chunks_change_nothing(monkeypatch):
 
 
 def test_too_big_a_table_falls_back_to_the_direct_path(monkeypatch):
-    import codesign.model.analytical as analytical
+    import codesign.model.tables as tables
 
-    monkeypatch.setattr(analytical, "TABLE_MAX_ENTRIES", 10)
+    monkeypatch.setattr(tables, "TABLE_MAX_ENTRIES", 10)
     space = SPACES["layer_by_layer"]
     model = AnalyticalModel(space)
     rows = random_rows(space, 20, seed=8)
-    assert not model._use_tables()
+    assert not model.tabulated.ready()
     assert_same(model.evaluate_rows(rows, detail=True), MODELS["layer_by_layer"].evaluate_rows(rows, detail=True))
 
 
@@ -170,7 +170,7 @@ def test_gradients_flow_through_the_direct_path(name):
     rows = random_rows(space, 12, seed=4)
     rows[:, [i for i, k in enumerate(space.knobs) if k.name == "sched.mode"]] = 1 if name == "pipelined" else 0
     c = relaxed(space.decode(rows))
-    assert model._codes_from_values(c) is None and model._codes_from_rows(c, rows) is None
+    assert model.tabulated.codes_from_values(c) is None and model.tabulated.codes_from_rows(c, rows) is None
     metrics = model.evaluate(c, rows=rows).metrics
     fields = [c.pe_rows, c.pe_cols, c.sram_kib, c.dram_gbps, c.noc_link_gbps, c.clock_ghz]
     grads = torch.autograd.grad(metrics["latency_s"].sum(), fields, allow_unused=True)
@@ -179,7 +179,7 @@ def test_gradients_flow_through_the_direct_path(name):
     assert (grads[0] != 0).any() and (grads[1] != 0).any() and (grads[5] != 0).any()  # the array and the clock matter
     # the forward values are the direct computation's, without grad
     detached = replace(c, **{f: getattr(c, f).detach() for f in ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz")})
-    plain = model._evaluate_direct(detached, False, None).metrics
+    plain = model.evaluate_direct(detached).metrics
     for key, value in metrics.items():
         torch.testing.assert_close(value.detach(), plain[key], rtol=1e-12, atol=0, msg=key)
 
@@ -208,7 +208,7 @@ def test_dataflow_weights_mix_the_layer_costs_and_have_gradients(name):
     assert torch.isfinite(g_rows).all() and (g_rows != 0).any()
     # every per-layer cost is the weighted sum of the three dataflows' costs
     with torch.no_grad():
-        per_flow = [model._evaluate_direct(replace(c, dataflow=torch.full_like(c.core, d)), True, None).layers for d in range(3)]
+        per_flow = [model.evaluate_direct(replace(c, dataflow=torch.full_like(c.core, d)), detail=True).layers for d in range(3)]
         for key in ("compute_cycles", "total_cycles", "dram_bytes"):
             expected = sum(weights[..., d] * per_flow[d][key] for d in range(3))
             if name == "layer_by_layer":
@@ -220,8 +220,8 @@ def test_dataflow_weights_mix_the_layer_costs_and_have_gradients(name):
 def test_the_differentiable_list_schedule_gives_the_same_schedule():
     space, model = SPACES["layer_by_layer"], MODELS["layer_by_layer"]
     c = space.decode(random_rows(space, 16, seed=1))
-    costs = model._layer_costs(c, **model._kind_inputs("batch"))
-    transfer, _ = model._transfers(c)
+    costs = model.layer_costs(c, "batch")
+    transfer, _ = model.transfers(c)
     lw = model.lw
     start, finish = list_schedule(costs.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, model.n_slots)
     cycles = costs.total_cycles.clone().requires_grad_(True)
@@ -243,7 +243,7 @@ def test_one_candidate_subsets_equal_on_both_paths():
     c = space.decode(random_rows(space, 8, seed=2))
     for i in range(len(c)):
         one = take(c, torch.tensor([i]))
-        assert_same(model.evaluate(one, detail=True), model._evaluate_direct(one, True, None))
+        assert_same(model.evaluate(one, detail=True), model.evaluate_direct(one, detail=True))
 
 
 @pytest.mark.cuda
@@ -254,7 +254,7 @@ def test_tabulated_path_on_cuda_equals_cpu():
     cpu = Evaluator(space).evaluate_rows(rows)[0]
     evaluator = Evaluator(space, device="cuda")
     gpu = evaluator.evaluate_rows(rows.cuda())[0]
-    assert evaluator.model._use_tables()
+    assert evaluator.model.tabulated.ready()
     torch.testing.assert_close(torch.from_numpy(gpu), torch.from_numpy(cpu), rtol=1e-12, atol=0)
 
 

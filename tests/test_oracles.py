@@ -193,7 +193,7 @@ def test_command_oracle_runs_a_command_per_job(tmp_path):
 def test_unknown_oracle_is_a_user_error():
     with pytest.raises(UserError, match="unknown oracle"):
         get_oracle("nosuchsim")
-    with pytest.raises(UserError, match="cannot load"):
+    with pytest.raises(UserError, match="cannot import module"):
         get_oracle("no.such.module:Sim")
     assert isinstance(get_oracle("emulated"), EmulatedOracle)
 

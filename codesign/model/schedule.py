@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from codesign.model.evaluation import GB, chip_cycles
+
 
 def list_schedule(
     cycles: torch.Tensor,
@@ -122,3 +124,41 @@ def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots):
         finishes.append(finish)
         core_free = core_free.scatter(1, c, finish.view(P, 1))
     return torch.stack(starts), torch.stack(finishes)
+
+
+def schedule_latency(model, candidates, layer_cycles: torch.Tensor, dram_bytes: torch.Tensor) -> torch.Tensor:
+    """Latency (s) of layer-by-layer designs whose layers take ``layer_cycles``.
+
+    The analytical model's schedule with other per-layer busy times (an oracle's, a
+    surrogate's): the list schedule of the DAG over the cores with the model's NoC transfers,
+    bounded below by the chip's total DRAM traffic over the DRAM bandwidth, as in
+    :meth:`~codesign.model.analytical.AnalyticalModel.evaluate`.
+
+    Args:
+        model: the :class:`~codesign.model.analytical.AnalyticalModel` of the space.
+        candidates: ``P`` candidates (layer-by-layer mode, see :func:`check_layer_by_layer`).
+        layer_cycles: ``[P, L]`` or ``[E, P, L]`` (``E`` alternatives, e.g. ensemble members).
+        dram_bytes: ``[P, L]`` per-layer DRAM bytes (the model's).
+
+    Returns:
+        ``[P]`` or ``[E, P]`` seconds.
+    """
+    lw = model.lw
+    squeeze = layer_cycles.dim() == 2
+    cycles = layer_cycles[None] if squeeze else layer_cycles
+    E, P, L = cycles.shape
+    transfer, _ = model.transfers(candidates)  # [P, L, J]
+    cycles = cycles.to(device=transfer.device, dtype=transfer.dtype).reshape(E * P, L)
+    _, finish = list_schedule(cycles, candidates.core.repeat(E, 1), transfer.repeat(E, 1, 1), lw.preds, lw.pred_mask,
+                              model.n_slots, pred_lists=model.pred_lists)
+    dram_bytes_per_cycle = (candidates.dram_gbps / candidates.clock_ghz).to(transfer.dtype)
+    total = chip_cycles(finish.amax(dim=1).reshape(E, P), dram_bytes.sum(dim=1)[None], dram_bytes_per_cycle[None])
+    latency = total / (candidates.clock_ghz.to(transfer.dtype) * GB)[None]
+    return latency[0] if squeeze else latency
+
+
+def check_layer_by_layer(candidates, space) -> None:
+    """Latency from per-layer cycles (:func:`schedule_latency`) is defined for layer-by-layer
+    execution only: a pipelined run's layers take one sample's cycles, not the batch's."""
+    if space.lowered.batch > 1 and bool(candidates.pipelined.any()):
+        raise ValueError("oracle latency is defined for layer_by_layer mode only (this candidate is pipelined)")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import torch
 
-WS, OS, IS = 0, 1, 2
+from codesign.vocab import IS, OS, WS  # the dataflow codes of the [P, L] dataflow tensors
 
 
 # --- rounding, straight-through for gradients ---------------------------------------------------

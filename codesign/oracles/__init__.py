@@ -1,7 +1,8 @@
 """Oracles: slow, trusted per-layer cycle models (SCALE-Sim, a command-line simulator, an emulated one).
 
-See :mod:`codesign.oracles.base` for the protocol, the cache and the design-level adapter,
-and ``docs/surrogate.md`` for the surrogate-assisted search that spends them sparingly.
+See :mod:`codesign.oracles.base` for the protocol and the registry, :mod:`codesign.oracles.jobs`
+and :mod:`codesign.oracles.cache` for a query and its cache, :mod:`codesign.oracles.designs` for the
+design-level adapter, and ``docs/surrogate.md`` for the surrogate-assisted search that spends them sparingly.
 """
 
 from codesign.oracles.base import (
@@ -13,8 +14,8 @@ from codesign.oracles.base import (
     design_jobs,
     get_oracle,
     oracle_evaluate,
-    schedule_latency,
 )
+from codesign.model.schedule import schedule_latency
 
 __all__ = [
     "BUILTIN",

@@ -64,7 +64,8 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 
-from codesign.oracles.base import LayerJob, Oracle
+from codesign.oracles.base import Oracle
+from codesign.oracles.jobs import LayerJob
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")  # only {known_name} is replaced; other braces are left as they are
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 import time
 
-from codesign.oracles.base import LayerJob, Oracle
+from codesign.oracles.base import Oracle
+from codesign.oracles.jobs import LayerJob
 
 FOLD_BUBBLE = 16  # cycles between folds
 OVERLAP = 0.5  # fraction of min(compute, memory) hidden by double buffering

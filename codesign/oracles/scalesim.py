@@ -43,7 +43,8 @@ import tempfile
 from pathlib import Path
 
 from codesign.errors import UserError
-from codesign.oracles.base import UNLIMITED_BANDWIDTH, LayerJob, Oracle
+from codesign.oracles.base import Oracle
+from codesign.oracles.jobs import UNLIMITED_BANDWIDTH, LayerJob
 
 PYTHON_ENV = "CODESIGN_SCALESIM_PYTHON"
 CONFIG_VERSION = "cfg1"  # bump when the configuration below changes: it is part of the cache key

@@ -1,0 +1,148 @@
+"""The per-layer cost formulas of the analytical model, over tensors of any broadcast shape.
+
+Every function here takes the array (``H``, ``W``), the SRAM and the dataflow as tensors that
+broadcast against the layer vectors ``[L]`` of the lowered workload: ``[P, 1]``/``[P, L]`` per
+candidate (the model's direct path, :mod:`codesign.model.analytical`), or a grid of every
+choice of a design (the tables of the tabulated path, :mod:`codesign.model.tables`). Elementwise
+arithmetic does not depend on the shape, so a table entry is bit-identical to what the direct
+path computes for the same values: the tables are a memo of these formulas, not a second
+implementation of them.
+
+Steps 1–3 of the model (``docs/model.md``): compute cycles from the systolic closed form
+(:mod:`codesign.model.systolic`); DRAM traffic from SRAM capacity, tiling and dataflow; stall
+cycles from SCALE-Sim 3.0.0's memory system in closed form. Plus the energy of the MACs, their
+register traffic and the SRAM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from codesign.model.systolic import compute_cycles, refetch_factors, sram_accesses, stall_bound_cycles, stall_terms
+
+PJ = 1e-12
+
+#: The two kinds of run of a layer: the whole batch at once (layer by layer), or one sample
+#: (pipelined: samples stream through the cores).
+KINDS = ("batch", "sample")
+
+
+@dataclass
+class LayerCosts:
+    """Per-layer results ``[P, L]`` of one execution of every layer."""
+
+    compute_cycles: torch.Tensor
+    total_cycles: torch.Tensor
+    dram_bytes: torch.Tensor
+    energy_j: torch.Tensor  # dynamic energy of the layer, without NoC transfers between layers
+
+    @property
+    def stall_cycles(self) -> torch.Tensor:
+        return self.total_cycles - self.compute_cycles
+
+
+class LayerFormulas:
+    """The cost formulas of the layers of one lowered workload on one hardware template.
+
+    Args:
+        lw: the lowered workload (:class:`~codesign.space.LoweredWorkload`), on the model's
+            device and in its dtype.
+        layers: the :class:`~codesign.workload.layer.Layer` of each row of ``lw``, in order
+            (the stall model needs their convolution geometry).
+        split: the template's SRAM split (ifmap, filter, ofmap fractions).
+    """
+
+    def __init__(self, lw, layers: list, split: tuple[float, float, float]) -> None:
+        dtype, device = lw.gemm_m.dtype, lw.gemm_m.device
+        self.lw = lw
+        self.split = split
+        # Convolution geometry the stall model needs (output columns; kernel taller than stride).
+        self.out_cols = torch.tensor([float(layer.Q) for layer in layers], dtype=dtype, device=device)
+        self.overlap = torch.tensor([layer.op == "conv" and layer.R > layer.stride for layer in layers], device=device)
+        self.stride = torch.tensor([float(layer.stride) for layer in layers], dtype=dtype, device=device)
+        self.precision = int(lw.precision_bytes.max().item())
+        # One word size for all layers (the usual case) keeps the stall model's buffer terms [P, 1].
+        uniform = bool((lw.precision_bytes == self.precision).all())
+        self.word_bytes = float(self.precision) if uniform else lw.precision_bytes
+
+    def inputs(self, kind: str) -> dict:
+        """GEMM rows, groups and operand bytes of each layer ``[L]``: the whole batch, or one sample."""
+        lw = self.lw
+        if kind == "batch":
+            return dict(m=lw.gemm_m, groups=lw.groups, ifmap_bytes=lw.ifmap_bytes, ofmap_bytes=lw.ofmap_bytes,
+                        filter_bytes=lw.filter_bytes)
+        B = lw.batch
+        # One sample reads its share of the activations but all the weights (a matmul's second
+        # operand is an activation, so it is shared out too).
+        return dict(m=lw.gemm_m1, groups=lw.groups1, ifmap_bytes=lw.ifmap_bytes / B, ofmap_bytes=lw.ofmap_bytes / B,
+                    filter_bytes=torch.where(lw.has_weights, lw.filter_bytes, lw.filter_bytes / B))
+
+    def traffic(self, H, W, sram_kib, df, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, filter_resident=None) -> dict:
+        """Compute cycles, SRAM capacities, DRAM bytes per operand and which operands cross the DRAM interface."""
+        lw = self.lw
+        n, k, prec = lw.gemm_n, lw.gemm_k, lw.precision_bytes
+        compute = groups * compute_cycles(m, n, k, H, W, df)
+        sram_bytes = sram_kib * 1024.0
+        # Double buffering: half of each partition holds the tile in use, half the next.
+        cap_i, cap_f, cap_o = (sram_bytes * s / 2 for s in self.split)
+        fi, ff, fo = refetch_factors(
+            m, n, k, H, W, df,
+            ifmap_bytes=ifmap_bytes / groups,
+            filter_bytes=filter_bytes / groups,
+            psum_tile_bytes_ws=m * torch.minimum(W, n) * prec,
+            psum_tile_bytes_is=torch.minimum(W, m) * n * prec,
+            ifmap_cap=cap_i, filter_cap=cap_f, ofmap_cap=cap_o,
+        )
+        # Activations stay on chip between layers when they fit; the network's input and output,
+        # and weights, always cross the DRAM interface.
+        ifmap_moved = lw.is_source | (ifmap_bytes > cap_i)
+        filter_moved = lw.has_weights | (filter_bytes > cap_f)
+        ofmap_moved = lw.is_sink | (ofmap_bytes > cap_o)
+        ifmap_dram = torch.where(ifmap_moved, ifmap_bytes * fi, 0.0)
+        filter_dram = torch.where(filter_moved, filter_bytes * ff, 0.0)
+        if filter_resident is not None:  # weights kept in SRAM across a pipelined batch
+            filter_dram = torch.where(filter_resident & lw.has_weights, filter_dram / lw.batch, filter_dram)
+            # loaded once for the whole batch: no stall per sample
+            filter_moved = filter_moved & ~(filter_resident & lw.has_weights)
+        ofmap_dram = torch.where(ofmap_moved, ofmap_bytes * fo, 0.0)
+        return dict(compute=compute, caps=(cap_i, cap_f, cap_o), fills=(ifmap_dram, filter_dram, ofmap_dram),
+                    dram=ifmap_dram + filter_dram + ofmap_dram, moved=(ifmap_moved, filter_moved, ofmap_moved))
+
+    def stall_terms(self, H, W, sram_kib, df, m) -> tuple:
+        """:func:`~codesign.model.systolic.stall_terms` of every layer (they do not depend on
+        bandwidth or clock, so the tables compute them once per array and SRAM)."""
+        lw = self.lw
+        words = sram_kib * 1024.0 / lw.precision_bytes
+        return stall_terms(m, lw.gemm_n, lw.gemm_k, H, W, df, ifmap_words=words * self.split[0],
+                           filter_words=words * self.split[1], out_cols=self.out_cols, overlap=self.overlap,
+                           stride=self.stride)
+
+    def total_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms) -> torch.Tensor:
+        """Cycles with memory stalls: SCALE-Sim's memory system, one DRAM channel of this bandwidth
+        per operand, for the operands that cross the DRAM interface (docs/model.md, "Memory traffic
+        and stalls"). ``t`` is :meth:`traffic`'s result, ``terms`` :meth:`stall_terms`'."""
+        lw = self.lw
+        cap_i, cap_f, cap_o = t["caps"]
+        moved_i, moved_f, moved_o = t["moved"]
+        per_gemm = stall_bound_cycles(
+            m, lw.gemm_n, lw.gemm_k, H, W, df, compute=t["compute"] / groups,
+            ifmap_words=2 * cap_i / self.word_bytes, filter_words=2 * cap_f / self.word_bytes,
+            ofmap_words=2 * cap_o / self.word_bytes, bw_words=bytes_per_cycle / self.word_bytes,
+            ifmap_from_dram=moved_i, filter_from_dram=moved_f, ofmap_to_dram=moved_o, terms=terms,
+        )
+        return groups * per_gemm
+
+    def core_energy(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg) -> torch.Tensor:
+        """Energy of the MACs, their register traffic and the SRAM (array reads/writes + DRAM fills).
+
+        ``e_sram(share)`` gives J per byte of the SRAM partition holding ``share`` of the SRAM."""
+        lw = self.lw
+        n, k, prec = lw.gemm_n, lw.gemm_k, lw.precision_bytes
+        macs = groups * m * n * k
+        si, sf, so = sram_accesses(m, n, k, H, W, df)
+        sram_energy = 0.0
+        for words, fill, share in zip((si, sf, so), t["fills"], self.split):
+            sram_energy = sram_energy + (groups * words * prec + fill) * e_sram(share)
+        return macs * (e_mac + 3 * prec * e_reg) + sram_energy

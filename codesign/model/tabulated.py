@@ -1,0 +1,349 @@
+"""The analytical model's tabulated path: a population's costs gathered from tables, then scheduled.
+
+For candidates whose hardware values are choices of the design (the search's case), every
+per-layer cost, the area and cost and the hop counts come from the tables of
+:mod:`codesign.model.tables`, built once per model: one integer index per candidate and layer
+(from the hardware knobs' codes) gathers them. What is left per candidate is the gathers, the NoC
+transfer times, the list schedule and a few ``[P]`` ops. The path works in a layer-major layout
+(``[L, P]``), which the list schedule steps through, and writes its temporaries into scratch
+tensors kept between calls. Its results equal the direct path's
+(:meth:`~codesign.model.analytical.AnalyticalModel.evaluate`): bit for bit on cycle counts, DRAM
+bytes, area and cost, to 1e-15 relative on energy (``tests/test_eval_fast.py``).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import torch
+
+from codesign.knobs import knob_names
+from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
+from codesign.model.schedule import list_schedule_lp
+from codesign.model.tables import build_tables
+from codesign.vocab import dataflow_code
+
+#: Hardware fields whose choices index the tables (the registry's tabulated knobs).
+CODED_FIELDS = knob_names(tabulated=True)
+
+
+@dataclass
+class Coded:
+    """A population as the tabulated path sees it: table codes ``[P]`` (array+SRAM ``hw``, bytes per
+    cycle ``bw``, ``grid``, ``node``), the schedule layer-major ``[L, P]``,
+    and the values it still needs ``[P]``."""
+
+    hw: torch.Tensor
+    bw: torch.Tensor
+    grid: torch.Tensor
+    node: torch.Tensor
+    dataflow: torch.Tensor
+    core: torch.Tensor  # int32, for index arithmetic
+    core_long: torch.Tensor  # the same, long, for the list schedule's gather/scatter
+    dataflow_pl: torch.Tensor  # candidate-major [P, L] int32 (any strides)
+    core_pl: torch.Tensor
+    pipelined: torch.Tensor
+    sram_kib: torch.Tensor
+    dram_gbps: torch.Tensor
+    noc_link_gbps: torch.Tensor
+    clock_ghz: torch.Tensor
+
+
+class TabulatedPath:
+    """The tabulated evaluation of one :class:`~codesign.model.analytical.AnalyticalModel`.
+
+    Reads the model's lowered workload, constants and per-node energies; builds its tables on
+    first use (:meth:`ready`)."""
+
+    def __init__(self, model) -> None:
+        space, hw = model.space, model.space.design.hardware
+        self.model = model
+        self.space, self.lw, self.device, self.dtype = space, model.lw, model.device, model.dtype
+        self.n_slots, self.n_nodes = model.n_slots, len(model.nodes)
+        self.tables: dict | None | bool = False  # False: not built yet; None: too big
+        # Each coded field's choices, sorted for look-ups, its column in a row (None when fixed)
+        # and its number of choices.
+        self.n_choices = {name: len(getattr(hw, name)) for name in CODED_FIELDS}
+        self.hw_cols = {name: next((i for i, k in enumerate(space.knobs) if k.name == f"hw.{name}"), None) for name in CODED_FIELDS}
+        self.sorted_choices = {}
+        for name in CODED_FIELDS:
+            choices = torch.tensor(getattr(hw, name), dtype=torch.long if name.startswith("grid") else self.dtype, device=self.device)
+            self.sorted_choices[name] = torch.sort(choices)
+        self.choice_values = {name: choices.values[torch.argsort(choices.indices)] for name, choices in self.sorted_choices.items()}
+        self._scratch_local = threading.local()
+        self.layer_index = torch.arange(len(self.lw.names), dtype=torch.int32, device=self.device)[:, None]
+        self.layer_lane = self.layer_index.view(1, -1)
+        # The edges between layers as a list (the padded [L, J] form without its padding): source
+        # and destination layer and bytes of each, and each layer's (source, edge) pairs.
+        lowered = space.lowered
+        edges = [(p, l) for l, preds in enumerate(model.pred_lists) for p in preds]
+        self.edge_src = torch.tensor([e[0] for e in edges], dtype=torch.long, device=self.device)
+        self.edge_dst = torch.tensor([e[1] for e in edges], dtype=torch.long, device=self.device)
+        self.edge_bytes = lowered.pred_bytes[lowered.pred_mask].to(device=self.device, dtype=self.dtype)
+        self.edge_offset = (torch.arange(len(edges), dtype=torch.int32, device=self.device) * self.n_slots**2)[:, None]
+        self.in_edges, e = [], 0
+        for preds in model.pred_lists:
+            self.in_edges.append([(p, e + j) for j, p in enumerate(preds)])
+            e += len(preds)
+        self.node_col = next((i for i, k in enumerate(space.knobs) if k.name == "hw.node"), None)
+        self.row_decoding = self._row_decoding_tables()
+
+    def ready(self) -> bool:
+        """Whether the design's tables exist (built on the first call; ``False`` when too big)."""
+        if self.tables is False:
+            self.tables = build_tables(self.model, self.edge_bytes)
+        return self.tables is not None
+
+    # --- populations → table codes ------------------------------------------------------------------
+    def _row_decoding_tables(self) -> dict:
+        """What :meth:`codes_of_rows` needs to read the schedule from a row, as :meth:`DesignSpace.decode` does."""
+        space, dev = self.space, self.device
+        sched = space.design.schedule
+        codes = [dataflow_code(d) for d in sched.dataflow]
+        S = self.n_slots
+        grids = [(r, c) for r in space.design.hardware.grid_rows for c in space.design.hardware.grid_cols]
+        out = {
+            "dataflow_cols": None if space.dataflow_col[0] < 0 else torch.tensor(space.dataflow_col, device=dev),
+            "dataflow_codes": None if codes == list(range(len(codes))) and space.dataflow_col[0] >= 0
+            else torch.tensor(codes, dtype=torch.int32, device=dev),
+            "core_cols": None, "slot_mod": None, "round_robin": None,
+            "mode_col": next((i for i, k in enumerate(space.knobs) if k.name == "sched.mode"), None),
+            "pipelined": torch.tensor([m == "pipelined" for m in sched.mode], device=dev),
+        }
+        span = lambda cols: slice(cols[0], cols[-1] + 1) if cols == list(range(cols[0], cols[0] + len(cols))) else None  # noqa: E731
+        out["dataflow_span"] = span(space.dataflow_col)
+        out["core_span"] = span(space.core_col)
+        if sched.mapping == "search" and space.core_col[0] >= 0:
+            out["core_cols"] = torch.tensor(space.core_col, device=dev)
+            out["slot_mod"] = torch.tensor([[slot % (r * c) for slot in range(S)] for r, c in grids], dtype=torch.int32, device=dev).reshape(-1)
+        elif sched.mapping == "round_robin":
+            L = len(self.lw.names)
+            out["round_robin"] = torch.tensor([[layer % (r * c) for layer in range(L)] for r, c in grids], dtype=torch.int32, device=dev)
+        return out
+
+    def codes_from_rows(self, c, rows: torch.Tensor) -> Coded | None:
+        """Table codes of candidates decoded from ``rows``: the hardware knobs' columns are the codes
+        (``None`` when a hardware field requires grad)."""
+        if any(getattr(c, name).requires_grad for name in CODED_FIELDS):
+            return None
+        rows = rows.to(device=self.device, dtype=torch.long)
+        zero = torch.zeros(rows.shape[0], dtype=torch.long, device=self.device)
+        code = {name: zero if col is None else rows[:, col] for name, col in self.hw_cols.items()}
+        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c)
+
+    def codes_from_values(self, c) -> Coded | None:
+        """Table codes of ``c``'s hardware values, or ``None`` when one is off the design's choices or requires grad."""
+        code, ok = {}, None
+        for name, (sorted_values, order) in self.sorted_choices.items():
+            value = getattr(c, name)
+            if value.requires_grad or value.dtype != sorted_values.dtype or value.dim() != 1:
+                return None
+            pos = torch.searchsorted(sorted_values, value.contiguous()).clamp_(max=len(sorted_values) - 1)
+            hit = sorted_values[pos] == value
+            ok = hit if ok is None else ok & hit
+            code[name] = order[pos]
+        if c.core.dim() != 2 or c.dataflow.shape != c.core.shape:
+            return None
+        ok = ok & (c.node >= 0) & (c.node < self.n_nodes)
+        if not bool(ok.all()):  # one host sync per call on cuda
+            return None
+        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c)
+
+    def coded(self, code: dict, node, dataflow_pl, core_pl, pipelined, values, dataflow_lp=None, core_lp=None) -> Coded:
+        """The coded population; the schedule is given candidate-major ``[P, L]`` (any strides) and,
+        when the caller has it, layer-major ``[L, P]`` (contiguous int32)."""
+        T = self.tables
+        n = self.n_choices
+        hw_code = (code["pe_rows"] * n["pe_cols"] + code["pe_cols"]) * n["sram_kib"] + code["sram_kib"]
+        bw = T["bw_code"].index_select(0, (code["dram_gbps"] * n["noc_link_gbps"] + code["noc_link_gbps"]) * n["clock_ghz"] + code["clock_ghz"])
+        grid = code["grid_rows"] * n["grid_cols"] + code["grid_cols"]
+        get = (lambda name: getattr(values, name)) if values is not None else (lambda name: self.choice_values[name].index_select(0, code[name]))  # noqa: E731
+        dataflow_pl, core_pl = dataflow_pl.to(torch.int32), core_pl.to(torch.int32)
+        core = core_pl.t().contiguous() if core_lp is None else core_lp
+        core_long = self.scratch("core_long", tuple(core.shape), torch.long).copy_(core)
+        return Coded(hw=hw_code.to(torch.int32), bw=bw.to(torch.int32), grid=grid.to(torch.int32), node=node.to(torch.long),
+                     dataflow=dataflow_pl.t().contiguous() if dataflow_lp is None else dataflow_lp, core=core, core_long=core_long,
+                     dataflow_pl=dataflow_pl, core_pl=core_pl, pipelined=pipelined,
+                     sram_kib=get("sram_kib"), dram_gbps=get("dram_gbps"), noc_link_gbps=get("noc_link_gbps"), clock_ghz=get("clock_ghz"))
+
+    def codes_of_rows(self, rows: torch.Tensor) -> Coded:
+        """The coded population of integer rows ``[P, D]``, read as :meth:`DesignSpace.decode` reads
+        them, with no :class:`Candidates` built: the knob codes index the tables; the dataflow and
+        core columns are gathered layer-major. Rows must hold codes within the knobs' ranges."""
+        P, D = rows.shape
+        L = len(self.lw.names)
+        buf = self.scratch
+        # The rows as int32, candidate-major [P, D] and layer-major [D, P] (converted first, then
+        # transposed: a transposing copy that also converts is twice as slow): per-layer columns are
+        # read from both, for the two layouts the tabulated path uses.
+        rows32 = buf("rows", (P, D), torch.int32).copy_(rows)
+        columns = buf("columns", (D, P), torch.int32).copy_(rows32.t())
+        zero = torch.zeros(P, dtype=torch.int32, device=self.device)
+        code = {name: zero if col is None else columns[col] for name, col in self.hw_cols.items()}
+        node = zero if self.node_col is None else columns[self.node_col]
+        d = self.row_decoding
+        grid = code["grid_rows"] * self.n_choices["grid_cols"] + code["grid_cols"]
+
+        def per_layer(cols, span, name):  # [P, L] (a view when the columns are consecutive) and [L, P]
+            pl = rows32[:, span] if span is not None else rows32.index_select(1, cols)
+            return pl, torch.index_select(columns, 0, cols, out=buf(name, (L, P), torch.int32))
+
+        if d["dataflow_cols"] is None:
+            dataflow_pl = d["dataflow_codes"][0].expand(P, L)
+            dataflow = dataflow_pl.t()
+        else:
+            dataflow_pl, dataflow = per_layer(d["dataflow_cols"], d["dataflow_span"], "dataflow")
+            if d["dataflow_codes"] is not None:  # the knob's choices are not (ws, os, is) in that order
+                dataflow_pl, dataflow = d["dataflow_codes"][dataflow_pl.long()], d["dataflow_codes"][dataflow.long()]
+        if d["core_cols"] is not None:
+            core_pl, core = per_layer(d["core_cols"], d["core_span"], "core")
+            if self.tables["G"] > 1:  # slot mod the candidate's core count, as DesignSpace.decode does
+                core_pl = d["slot_mod"].index_select(0, (grid[:, None] * self.n_slots + core_pl).view(-1)).view(P, L)
+                core = None
+            # (a fixed grid has max_cores cores: the slot is the core)
+        elif d["round_robin"] is not None:
+            core_pl, core = d["round_robin"].index_select(0, grid), None
+        else:
+            core_pl, core = zero[:, None].expand(P, L), None
+        pipelined = d["pipelined"][0].expand(P) if d["mode_col"] is None else d["pipelined"].index_select(0, columns[d["mode_col"]])
+        return self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core)
+
+    # --- buffers -----------------------------------------------------------------------------------
+    def scratch(self, tag: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        """A scratch tensor kept for the next call (per thread): the ``[L, P]`` temporaries are
+        written into these with ``out=`` rather than allocated per call. A fresh allocation of a
+        few MB costs page faults on every call once the allocator has given the memory back to
+        the system (glibc does, for blocks this size): measured here, that doubled the time of a
+        call at P = 4,096."""
+        store = getattr(self._scratch_local, "store", None)
+        if store is None:
+            store = self._scratch_local.store = {}
+        key = (tag, shape, dtype)
+        out = store.get(key)
+        if out is None:
+            if len(store) > 64:  # population sizes come and go: keep a few sizes' buffers only
+                store.clear()
+            out = store[key] = torch.empty(shape, dtype=dtype, device=self.device)
+        return out
+
+    def fresh(self, tag: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
+        """A new tensor: for the results a caller keeps (``detail``)."""
+        return torch.empty(shape, dtype=dtype, device=self.device)
+
+    # --- gathers and the schedule --------------------------------------------------------------------
+    def costs(self, table: dict, k: Coded, resident: torch.Tensor | None, detail: bool, kind: str = "batch"):
+        """Layer costs gathered from a kind table: ``total`` ``[L, P]`` (for the list schedule), ``dram``
+        ``[P, L]``, the sums over layers ``dram_sum``, ``energy_sum`` ``[P]``, and ``compute`` ``[L, P]``
+        when ``detail``.
+
+        Sums over layers run along the contiguous last dimension of ``[P, L]`` tensors, as the direct
+        path's do: their order of summation is then the same whatever ``P``, so a candidate gets the
+        same bits alone as in a population."""
+        T = self.tables
+        L, P = k.core.shape
+        R = table["R"]
+        buf, keep = self.scratch, (self.fresh if detail else self.scratch)
+        # Index arithmetic in int32 (the tables are far smaller than 2³¹): faster than int64.
+        # "total"/"compute", layer-major: entry ((l·3 + dataflow)·R + resident)·K + key of K keys.
+        part = torch.add(k.dataflow, self.layer_index * 3, out=buf("part", (L, P), torch.int32))
+        if R > 1:
+            part.mul_(R).add_(resident.to(torch.int32))
+        index = buf("index", (L, P), torch.int32)
+
+        def gather(values, keys, n_keys, out):
+            torch.mul(part, n_keys, out=index).add_(keys[None, :])
+            return torch.index_select(values, 0, index.view(-1), out=out.view(-1)).view(L, P)
+
+        total = gather(table["total"], k.hw * T["Bw"] + k.bw, T["U"] * T["Bw"], keep(f"{kind}.total", (L, P), self.dtype))
+        compute = gather(table["compute"], k.hw, T["U"], self.fresh("compute", (L, P), self.dtype)) if detail else None
+        # "dram_energy", candidate-major [P, L]: entry ((key·L + l)·3 + dataflow)·R + resident.
+        rows = buf("index_pl", (P, L), torch.int32)
+        torch.add(k.dataflow_pl, self.layer_lane * 3, out=rows)
+        if R > 1:
+            rows.mul_(R).add_(resident.t().to(torch.int32))
+        rows.add_(((k.hw * self.n_nodes + k.node.to(torch.int32)) * (L * 3 * R))[:, None])
+        both = torch.index_select(table["dram_energy"], 0, rows.view(-1), out=buf("dram_energy", (P * L,), table["dram_energy"].dtype)).view(P, L)
+        sums = both.sum(dim=1)  # DRAM bytes + i·energy
+        dram = torch.view_as_real(both)[..., 0]
+        hop_index = rows.copy_(k.core_pl) if T["G"] == 1 else torch.add(k.core_pl, (k.grid * self.n_slots)[:, None], out=rows)
+        hops = torch.index_select(T["dram_hops"], 0, hop_index.view(-1), out=buf("hops", (P, L), self.dtype).view(-1)).view(P, L)
+        # Energy of the DRAM traffic's hops to the ports: Σ_l dram_l · hops_l, times the node's energy per byte-hop.
+        energy_sum = sums.imag + hops.mul_(dram).sum(dim=1) * self.model.e_hop[k.node]
+        if detail:
+            dram = dram.clone()
+        return total, dram, sums.real, energy_sum, compute
+
+    def transfers(self, k: Coded, kind: str = "batch"):
+        """NoC time ``[E, P]`` of each edge between layers and byte-hops ``[P]``, from the hop tables.
+
+        Per (grid, edge, producer core, consumer core) the tables hold the hops and the edge's bytes
+        where it crosses the NoC (zero on one core), so the time is bytes / link + hops × router
+        latency with no test per candidate."""
+        T = self.tables
+        L, P = k.core.shape
+        S, E = self.n_slots, len(self.edge_src)
+        buf = self.scratch
+        hop_cycles = self.model.hop_cycles
+        index = torch.index_select(k.core, 0, self.edge_src, out=buf("edge_index", (E, P), torch.int32)).mul_(S)
+        index.add_(torch.index_select(k.core, 0, self.edge_dst, out=buf("edge_other", (E, P), torch.int32))).add_(self.edge_offset)
+        if T["G"] > 1:
+            index.add_((k.grid * (E * S * S))[None, :])
+        index = index.view(-1)
+        table = T[kind]["edge"]
+        both = torch.view_as_real(torch.index_select(table, 0, index, out=buf("edge", (E * P,), table.dtype)).view(E, P))
+        moved, hops = both[..., 0], both[..., 1]
+        latency = torch.mul(hops, hop_cycles, out=buf("edge_latency", (E, P), self.dtype))
+        cycles = torch.div(moved, k.noc_link_gbps / k.clock_ghz, out=buf(f"{kind}.edge_cycles", (E, P), self.dtype)).add_(latency)
+        # Σ bytes · hops from the (contiguous) hops × latency: whole numbers, so exact in any order of
+        # summation (the same whatever P) and exactly divisible by the latency.
+        byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
+        if kind != "batch":
+            byte_hops = byte_hops * (1.0 / self.lw.batch)
+        return cycles, byte_hops
+
+    def evaluate(self, k: Coded, detail: bool) -> Evaluation:
+        """Every metric ``[P]`` of the coded population (and the per-layer schedule when ``detail``)."""
+        T = self.tables
+        L, P = k.core.shape
+        dram_bytes_per_cycle = k.dram_gbps / k.clock_ghz
+        keep = self.fresh if detail else self.scratch
+        e_hop = self.model.e_hop[k.node]
+
+        total, dram, dram_sum, energy_sum, compute = self.costs(T["batch"], k, None, detail)
+        transfer, byte_hops = self.transfers(k)
+        schedule = (keep("start", (L, P), self.dtype), keep("finish", (L, P), self.dtype), self.scratch("core_free", (P, self.n_slots), self.dtype),
+                    self.scratch("slot", (L, P), torch.int32))
+        start, finish = list_schedule_lp(total, k.core_long, transfer, self.in_edges, self.n_slots, out=schedule)
+        # The last layer to finish is the last one on some core: the cores' free times hold the answer ([P, cores]).
+        cycles = chip_cycles(schedule[2].amax(dim=1), dram_sum, dram_bytes_per_cycle)
+        dyn_energy = energy_sum + byte_hops * e_hop
+
+        # Pipelined candidates: computed for the whole population (no host sync to find them on cuda).
+        if "sample" in T and (self.device.type != "cpu" or bool(k.pipelined.any())):
+            pipe_cycles, pipe_energy = self._pipelined(k, schedule, dram_bytes_per_cycle, e_hop)
+            cycles = torch.where(k.pipelined, pipe_cycles, cycles)
+            dyn_energy = torch.where(k.pipelined, pipe_energy, dyn_energy)
+
+        latency = cycles / (k.clock_ghz * GB)
+        area, die_cost, static_w = T["area"].index_select(0, (k.hw * T["G"] + k.grid) * self.n_nodes + k.node).unbind(1)
+        layers = None
+        if detail:
+            layers = layer_detail(k.clock_ghz, compute.t(), total.t(), dram, start.t(), finish.t())
+        return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
+
+    def _pipelined(self, k: Coded, schedule: tuple, dram_bytes_per_cycle, e_hop):
+        """Cycles and dynamic energy ``[P]`` of the batch pipelined across the cores (layer-major:
+        the layers along dim 0); ``schedule`` lends its core and slot buffers."""
+        L, P = k.core.shape
+        core = k.core_long
+        weights = self.model.weight_bytes[:, None].expand_as(core)
+        capacity = (k.sram_kib * 1024.0 * self.model.split[1])[None, :]
+        resident = resident_weights(core, weights, capacity, self.n_slots, dim=0)
+        one_total, _, one_dram, one_energy, _ = self.costs(self.tables["sample"], k, resident, False, "sample")
+        one_transfer, one_byte_hops = self.transfers(k, "sample")
+        one_schedule = (self.scratch("sample.start", (L, P), self.dtype), self.scratch("sample.finish", (L, P), self.dtype), *schedule[2:])
+        list_schedule_lp(one_total, core, one_transfer, self.in_edges, self.n_slots, out=one_schedule)
+        busiest = per_core_sum(core, one_total, self.n_slots, dim=0).amax(dim=0)
+        return pipelined_run(one_schedule[2].amax(dim=1), busiest, one_dram, dram_bytes_per_cycle,
+                             one_energy + one_byte_hops * e_hop, self.lw.batch)

@@ -1,0 +1,130 @@
+"""An oracle's view of whole designs: a population's layers as jobs, and their cycles scheduled.
+
+A *design's* oracle latency is the analytical model's schedule with the oracle's per-layer
+cycles in place of the analytical ones (:func:`~codesign.model.schedule.schedule_latency`): the
+list schedule over the cores, the NoC transfers between layers and the chip-level DRAM bound
+stay the model's; only each layer's busy time changes. :class:`OracleCostModel` wraps an oracle
+as a plug-in cost model (the :class:`~codesign.model.plugins.CostModel` protocol) that provides
+``latency_s``; the engine never calls it per trial in the inner loop (see
+:mod:`codesign.search.surrogate_loop`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from codesign.model.analytical import AnalyticalModel
+from codesign.model.schedule import check_layer_by_layer, schedule_latency
+from codesign.oracles.jobs import LayerJob, LayerResult
+from codesign.vocab import DATAFLOWS
+
+if TYPE_CHECKING:  # base imports this module: the class is only named here
+    from codesign.oracles.base import Oracle
+
+
+@dataclass
+class DesignJobs:
+    """The jobs of ``P`` designs × ``L`` layers, de-duplicated.
+
+    ``jobs[index[p, l]]`` is layer ``l`` of design ``p``; the layer's cycles are
+    ``repeats[l] ×`` that job's.
+    """
+
+    jobs: list[LayerJob]
+    index: np.ndarray  # [P, L] long
+    repeats: np.ndarray  # [L]: GEMMs per layer (groups, × batch for a matmul)
+
+
+def _layer_forms(space) -> list[tuple]:
+    """Per layer (topological order): the job's layer fields (kind, M, N, K, conv fields)."""
+    forms = []
+    for name in space.lowered.names:
+        layer = space.workload.nodes[name]["layer"]
+        M, N, K = layer.gemm_m, layer.gemm_n, layer.gemm_k
+        if layer.op == "conv" and layer.N == 1:
+            forms.append(("conv", M, N, K, layer.input_rows, layer.input_cols, layer.R, layer.S, layer.C // layer.groups, layer.K // layer.groups, layer.stride))
+        else:
+            forms.append(("gemm", M, N, K, M, K, 1, K, 1, N, 1))
+    return forms
+
+
+def design_jobs(space, candidates) -> DesignJobs:
+    """The oracle jobs of every layer of every candidate (a :class:`~codesign.space.Candidates`)."""
+    P, L = candidates.dataflow.shape
+    split = space.design.hardware.sram_split
+    forms = _layer_forms(space)
+    sram = candidates.sram_kib.double().cpu().numpy() * 1024.0
+    bw = (torch.minimum(candidates.dram_gbps, candidates.noc_link_gbps) / candidates.clock_ghz).double().cpu().numpy()
+    hw = np.stack([candidates.pe_rows.double().cpu().numpy(), candidates.pe_cols.double().cpu().numpy(), sram, bw], axis=1)  # [P, 4]
+    df = candidates.dataflow.cpu().numpy()  # [P, L]
+    precision = space.lowered.precision_bytes.cpu().numpy()
+    # One numeric row per (p, l): layer index, hardware, dataflow; unique rows → jobs.
+    table = np.concatenate([
+        np.broadcast_to(np.arange(L, dtype=np.float64)[None, :, None], (P, L, 1)),
+        np.broadcast_to(hw[:, None, :], (P, L, 4)),
+        df[:, :, None].astype(np.float64),
+    ], axis=2).reshape(P * L, 6)
+    uniq, inverse = np.unique(table, axis=0, return_inverse=True)
+    jobs = []
+    for l, h, w, s, b, d in uniq:
+        form = forms[int(l)]
+        jobs.append(LayerJob(*form, int(h), int(w), DATAFLOWS[int(d)], float(s * split[0]), float(s * split[1]), float(s * split[2]), float(b), int(precision[int(l)])))
+    repeats = space.lowered.groups.cpu().numpy().astype(np.float64)
+    return DesignJobs(jobs=jobs, index=inverse.reshape(P, L), repeats=repeats)
+
+
+@dataclass
+class OracleEvaluation:
+    """An oracle's view of ``P`` designs."""
+
+    latency_s: torch.Tensor  # [P]
+    layer_cycles: torch.Tensor  # [P, L] oracle cycles per layer
+    analytical: dict  # the model's per-layer detail ([P, L] tensors) and metrics
+    jobs: DesignJobs
+    results: list[LayerResult]
+
+
+def oracle_evaluate(oracle: Oracle, model, candidates, *, progress=None) -> OracleEvaluation:
+    """Run the oracle on every layer of ``candidates`` and schedule its cycles."""
+    space = model.space
+    check_layer_by_layer(candidates, space)
+    ev = model.evaluate(candidates, detail=True)
+    dj = design_jobs(space, candidates)
+    results = oracle.run(dj.jobs, progress=progress)
+    per_job = torch.tensor([r.total_cycles for r in results], dtype=model.dtype, device=model.device)
+    cycles = per_job[torch.as_tensor(dj.index, device=model.device)] * torch.as_tensor(dj.repeats, dtype=model.dtype, device=model.device)[None, :]
+    latency = schedule_latency(model, candidates, cycles, ev.layers["dram_bytes"])
+    return OracleEvaluation(latency_s=latency, layer_cycles=cycles, analytical={**ev.layers, **ev.metrics}, jobs=dj, results=results)
+
+
+@dataclass
+class OracleCostModel:
+    """An oracle as a plug-in cost model: provides ``latency_s`` (everything else stays analytical).
+
+    Each call runs the oracle on every layer of every candidate it is given (cached
+    layers cost nothing); ``designs`` counts the candidates evaluated, which is what an
+    oracle budget counts. Slow by nature: hand it to an
+    :class:`~codesign.model.plugins.Evaluator` only where every call is meant to reach
+    the oracle (the baseline "NSGA-II on the oracle", or verification).
+    """
+
+    oracle: Oracle
+    space: object
+    device: str | torch.device = "cpu"
+    dtype: torch.dtype = torch.float64
+    provides: tuple[str, ...] = ("latency_s",)
+    designs: int = 0
+    history: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.model = AnalyticalModel(self.space, device=self.device, dtype=self.dtype)
+
+    def evaluate(self, candidates, metrics) -> dict[str, torch.Tensor]:
+        result = oracle_evaluate(self.oracle, self.model, candidates)
+        self.designs += len(candidates)
+        self.history.append(result)
+        return {"latency_s": result.latency_s}
