@@ -52,8 +52,8 @@ from codesign.model.surrogate import LatencySurrogate  # noqa: E402
 from codesign.oracles.base import OracleCostModel, oracle_evaluate  # noqa: E402
 from codesign.oracles.emulated import EmulatedOracle  # noqa: E402
 from codesign.search.pareto import hypervolume, nondominated_mask, reference_point  # noqa: E402
-from codesign.search.pareto import feasible_mask  # noqa: E402
-from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, _dominated_by, sobol_rows, survival  # noqa: E402
+from codesign.search.pareto import dominated_by, feasible_mask  # noqa: E402
+from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, sobol_rows, survival  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 from codesign.surrogate_cli import error_report, heldout_predictions, load_oracle_rows, rows_features  # noqa: E402
 
@@ -124,7 +124,7 @@ def scalesim_heldout(paths, seeds, *, steps, device) -> dict:
 # --- 2. the loop on the emulated oracle ----------------------------------------------------------
 def nsga_on_oracle(space, oracle, n_trials: int, seed: int, population: int, device) -> pd.DataFrame:
     """NSGA-II with the oracle in the evaluator: every distinct design reaches the oracle."""
-    from codesign.search.explore import run_search
+    from codesign.search.driver import run_search
 
     design = space.design.model_copy(update={"search": space.design.search.model_copy(update={"population": population})})
     space = DesignSpace(design=design, workload=space.workload, knobs=space.knobs, lowered=space.lowered,
@@ -186,7 +186,7 @@ def loop_bench(seeds, *, budget, inner_trials, steps, populations, device, log) 
         pf_objs = pf_values[:, [pf_names.index(o) for o in objectives]]
         surv = survival(pf_objs, pf_feas)
         # Stricter: also not dominated by any design the loop verified.
-        strict = pf_feas & ~_dominated_by(loop_pts, pf_objs)
+        strict = pf_feas & ~dominated_by(loop_pts, pf_objs)
         if pf_feas.any():
             nd = np.zeros(len(pf_objs), dtype=bool)
             nd[pf_feas] = nondominated_mask(pf_objs[pf_feas])
