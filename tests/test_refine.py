@@ -129,3 +129,16 @@ def test_refinement_without_budgets_or_dataflow_knobs():
     rows, _ = front_starts(space, study.get_trials(deepcopy=False), 4)
     found, origin, stats = refine_rows(space, evaluator, rows, method="mgda", steps=3)
     assert stats.relaxed_evaluations == 3 * len(rows) and len(found) == len(origin) == stats.returned
+
+
+def test_refine_method_and_relaxed_knobs_come_from_the_vocabulary_and_registry():
+    from codesign.errors import ArgumentError
+    from codesign.knobs import knob_names
+    from codesign.search.refine import RELAXED_FIELDS, relaxed_columns
+
+    space = make_space(objectives={"minimize": ["latency_s", "energy_j"]})
+    with pytest.raises(ArgumentError, match="refine='none': expected mgda or pcgrad") as error:
+        refine_rows(space, Evaluator(space), torch.zeros(1, space.dimension, dtype=torch.long), method="none")
+    assert error.value.words("cli") == "--refine none: expected mgda or pcgrad"
+    assert RELAXED_FIELDS == knob_names(relaxable=True)
+    assert set(relaxed_columns(space)) == {"pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz"}

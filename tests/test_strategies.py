@@ -125,6 +125,16 @@ def test_stopped_run_resumes_by_replay_to_the_same_trials(space, evaluator, stra
     assert [t.values for t in study.get_trials()] == [t.values for t in whole.get_trials()]
 
 
+@pytest.mark.parametrize("strategy,sampler", [("random", "nsga2"), ("joint", "nsga3"), ("joint", "nsga2")])
+def test_a_run_stopped_inside_a_batch_continues_with_the_rest_of_it(space, evaluator, strategy, sampler):
+    whole, _, _ = run(space, evaluator, strategy, 90, sampler=sampler)
+    study, _, added = run(space, evaluator, strategy, 40, sampler=sampler)  # 2.5 populations of 16
+    assert added == 40
+    _, _, added = run(space, evaluator, strategy, 90, sampler=sampler, study=study)
+    assert added == 50
+    assert (rows_of(space, study) == rows_of(space, whole)).all()
+
+
 def test_sequential_resume_with_another_budget_is_a_user_error(space, evaluator):
     study, _, _ = run(space, evaluator, "sequential", 100)
     with pytest.raises(UserError, match=r"strategy='sequential': the run's stored trial \d+ is not what this strategy proposes \(with sampler nsga2, seed 0\)"):

@@ -388,10 +388,10 @@ def check_design(design) -> None:
     """The loop replaces layer-by-layer latency; refuse designs it cannot serve."""
     if "pipelined" in design.schedule.mode and design.workload.batch > 1:
         raise UserError(
-            f"{design.source}: schedule.mode includes 'pipelined': --oracle supports layer_by_layer designs only "
+            f"{design.source}: schedule.mode includes 'pipelined': the oracle loop supports layer_by_layer designs only "
             "(an oracle simulates whole-batch layers); set schedule.mode = \"layer_by_layer\""
         )
     if "latency_s" not in design.objectives.minimize and "latency_s" not in design.constraints:
         raise UserError(
-            f"{design.source}: --oracle corrects latency_s, which is neither an objective nor a constraint of this design"
+            f"{design.source}: the oracle loop corrects latency_s, which is neither an objective nor a constraint of this design"
         )
