@@ -39,6 +39,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# SCALE-Sim's configuration, layout and topology files: written as the oracle writes them.
+from codesign.oracles.scalesim import LAYOUT, config_text, conv_topology, gemm_topology  # noqa: E402
+
 DATA = ROOT / "data" / "scalesim"
 SWEEP_CSV = DATA / "sweep_3.0.0.csv"
 REFERENCE_CSV = ROOT / "tests" / "data" / "scalesim_3.0.0_reference.csv"
@@ -87,49 +92,6 @@ HOLDOUT_SRAM = {"medium"}
 #: The stall model was frozen when the sweep file held this many rows; later rows were never
 #: looked at while building it and are reported on their own ("unseen").
 FROZEN_AT_SWEEP_ROWS = 151
-
-CONFIG_TEMPLATE = """[general]
-run_name = {run_name}
-
-[architecture_presets]
-ArrayHeight:    {ah}
-ArrayWidth:     {aw}
-IfmapSramSzkB:   {isz}
-FilterSramSzkB:  {fsz}
-OfmapSramSzkB:   {osz}
-IfmapOffset:    0
-FilterOffset:   10000000
-OfmapOffset:    20000000
-Bandwidth : {bw}
-Dataflow : {df}
-MemoryBanks:   1
-ReadRequestBuffer: 32
-WriteRequestBuffer: 32
-
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: {bw}
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: {bw}
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-
-[sparsity]
-SparsitySupport : false
-SparseRep : ellpack_block
-OptimizedMapping : false
-BlockSize : 8
-RandomNumberGeneratorSeed : 40
-
-[run_presets]
-InterfaceBandwidth: {bwmode}
-UseRamulatorTrace: False
-"""
-LAYOUT = """Layer name, IFMAP Height Intraline Factor, IFMAP Width Intraline Factor, Filter Height Intraline Factor, Filter Width Intraline Factor, Channel Intraline Factor, Num Filter Intraline Factor, IFMAP Height Intraline Order, IFMAP Width Intraline Order, Channel Intraline Order, IFMAP Height Interline Order, IFMAP Width Interline Order, Channel Interline Order, Num Filter Intraline Order, Channel Intraline Order, Filter Height Intraline Order, Filter Width Intraline Order, Num Filter Interline Order, Channel Interline Order, Filter Height Interline Order, Filter Width Interline Order,
-dummy, 1, 1, 1, 1, 1, 1,     0, 1, 2,     4, 5, 3,     3, 2, 1, 0,     4, 5, 6, 7,
-"""
 
 SWEEP_COLUMNS = [
     "layer", "kind", "ifmap_h", "ifmap_w", "filt_h", "filt_w", "channels", "num_filters", "stride",
@@ -216,19 +178,18 @@ def simulate(job: dict, workdir: Path) -> dict:
     isz, fsz, osz = SRAM[job["sram_setting"]]
     run_name = "run"
     cfg = workdir / "run.cfg"
-    cfg.write_text(CONFIG_TEMPLATE.format(run_name=run_name, ah=job["array_h"], aw=job["array_w"], isz=isz, fsz=fsz,
-                                          osz=osz, bw=job["bw_words_per_cycle"], df=job["dataflow"], bwmode="USER"))
+    cfg.write_text(config_text(array_h=job["array_h"], array_w=job["array_w"], dataflow=job["dataflow"], ifmap_kb=isz,
+                               filter_kb=fsz, ofmap_kb=osz, bandwidth=job["bw_words_per_cycle"], mode="USER", run_name=run_name))
     layout = workdir / "layout.csv"
     layout.write_text(LAYOUT)
     topo = workdir / "topo.csv"
     gemm = job["kind"] == "gemm"
     if gemm:
-        topo.write_text(f"Layer, M, N, K,\n{job['layer']}, {job['gemm_M']}, {job['gemm_N']}, {job['gemm_K']},\n")
+        topo.write_text(gemm_topology(job["layer"], job["gemm_M"], job["gemm_N"], job["gemm_K"]))
     else:
-        topo.write_text(
-            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
-            f"{job['layer']}, {job['ifmap_h']}, {job['ifmap_w']}, {job['filt_h']}, {job['filt_w']}, "
-            f"{job['channels']}, {job['num_filters']}, {job['stride']},\n")
+        topo.write_text(conv_topology(job["layer"], ifmap_h=job["ifmap_h"], ifmap_w=job["ifmap_w"], filt_h=job["filt_h"],
+                                      filt_w=job["filt_w"], channels=job["channels"], num_filters=job["num_filters"],
+                                      stride=job["stride"]))
     out = workdir / "out"
     t0, c0 = time.perf_counter(), time.process_time()
     sim = scalesim(save_disk_space=True, verbose=False, config=str(cfg), topology=str(topo), layout=str(layout),

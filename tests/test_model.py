@@ -159,3 +159,41 @@ def test_cuda_matches_cpu():
     cpu = MODEL.evaluate(SPACE.decode(rows)).metrics
     for name in cpu:
         torch.testing.assert_close(gpu[name].cpu(), cpu[name], rtol=1e-9, atol=0)
+
+
+# --- a model of ad-hoc layers on a hardware template ---------------------------------------------
+def _layers():
+    from codesign.workload.layer import Layer
+
+    return [Layer("a", op="conv", N=1, K=64, C=32, P=28, Q=28, R=3, S=3), Layer("b", op="fc", N=1, K=1000, C=512, P=1, Q=1),
+            Layer("c", op="conv", N=1, K=128, C=128, P=14, Q=14, R=1, S=1, stride=2)]
+
+
+def test_for_layers_runs_each_layer_on_its_own():
+    """Ad-hoc layers read from and write to DRAM, as a simulator runs them: together or alone, a
+    layer costs the same, and the run is the sum of its layers on one core."""
+    hardware = {"pe_rows": 32, "pe_cols": 16, "sram_kib": 64, "dram_gbps": 8.0}
+    layers = _layers()
+    model = AnalyticalModel.for_layers(layers, hardware=hardware, schedule={"dataflow": ["os"], "mapping": "single_core"})
+    assert model.space.knobs == [] and bool(model.lw.is_source.all()) and bool(model.lw.is_sink.all())
+    ev = model.evaluate(model.space.decode(torch.zeros((1, 0), dtype=torch.long)), detail=True)
+    for layer in layers:
+        alone = AnalyticalModel.for_layers([layer], hardware=hardware, schedule={"dataflow": ["os"], "mapping": "single_core"})
+        one = alone.evaluate(alone.space.decode(torch.zeros((1, 0), dtype=torch.long)), detail=True)
+        i = model.lw.names.index(layer.name)
+        for key in ("compute_cycles", "total_cycles", "dram_bytes"):
+            assert one.layers[key][0, 0] == ev.layers[key][0, i], key
+    assert float(ev.layers["end_s"].max()) == pytest.approx(float(ev.layers["total_cycles"].sum()) / 1e9)
+    with pytest.raises(ValueError, match="pe_rows"):
+        AnalyticalModel.for_layers(layers, hardware={"pe_rows": [16, 32]})
+
+
+def test_the_model_layer_imports_no_oracle():
+    """Layers import downward only: the model (the surrogate included) never reaches the oracles."""
+    import subprocess
+    import sys
+
+    code = ("import sys, codesign.model.analytical, codesign.model.surrogate, codesign.model.evaluator; "
+            "print(sorted(m for m in sys.modules if m.startswith('codesign.oracles')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -229,3 +229,43 @@ def test_scalesim_oracle_reproduces_a_reference_row(tmp_path):
     result = oracle.run([job])[0]
     assert result.total_cycles == r.total_cycles and result.stall_cycles == r.stall_cycles
     assert oracle.run([job])[0].cached
+
+
+def test_the_one_scalesim_config_reads_back_and_the_validation_script_writes_it(tmp_path):
+    """The oracle's ``.cfg`` template is the project's only one: ``codesign cycles --config`` reads
+    what it writes, and scripts/validate_scalesim.py writes the very same text."""
+    import importlib.util
+
+    from codesign.oracles.scalesim import ScaleSimOracle, config_text
+    from codesign.workload.scalesim import read_config
+
+    path = tmp_path / "run.cfg"
+    path.write_text(config_text(array_h=8, array_w=32, dataflow="is", ifmap_kb=64, filter_kb=48, ofmap_kb=16, bandwidth=10,
+                                run_name="r1"))
+    cfg = read_config(path)
+    assert (cfg.array_h, cfg.array_w, cfg.dataflow, cfg.bandwidth, cfg.run_name) == (8, 32, "is", 10.0, "r1")
+    assert (cfg.ifmap_sram_kb, cfg.filter_sram_kb, cfg.ofmap_sram_kb) == (64, 48, 16)
+    path.write_text(config_text(array_h=8, array_w=8, dataflow="os", ifmap_kb=1, filter_kb=1, ofmap_kb=1, bandwidth=10, mode="CALC"))
+    assert read_config(path).bandwidth is None
+    job = LayerJob.gemm(64, 64, 64, array_h=16, array_w=16, dataflow="ws", ifmap_sram_bytes=1e12, filter_sram_bytes=2048.0,
+                        ofmap_sram_bytes=4096.0, bandwidth=1e12)
+    assert ScaleSimOracle.settings(job)["bwmode"] == "CALC"  # unlimited bandwidth is CALC mode
+    spec = importlib.util.spec_from_file_location("validate_scalesim", ROOT / "scripts" / "validate_scalesim.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.config_text is config_text and not hasattr(script, "CONFIG_TEMPLATE")
+
+
+def test_a_bad_oracle_is_an_argument_error_in_the_callers_words():
+    from codesign.errors import ArgumentError
+
+    with pytest.raises(ArgumentError) as info:
+        get_oracle("nosuchsim")
+    assert str(info.value).startswith("oracle='nosuchsim': unknown oracle; expected one of emulated or scalesim")
+    assert info.value.words("cli").startswith("--oracle nosuchsim: unknown oracle")
+    with pytest.raises(ArgumentError, match=r"oracle='codesign.vocab:DATAFLOWS': 'codesign.vocab:DATAFLOWS' is not a codesign.oracles.Oracle"):
+        get_oracle("codesign.vocab:DATAFLOWS")
+    with pytest.raises(ArgumentError, match="has no attribute 'NoSuchOracle'"):
+        get_oracle("codesign.oracles.emulated:NoSuchOracle")
+    with pytest.raises(ArgumentError, match=r"constructing EmulatedOracle\(\) failed: TypeError"):
+        get_oracle("emulated", no_such_option=1)

@@ -49,8 +49,8 @@ from codesign.oracles.jobs import UNLIMITED_BANDWIDTH, LayerJob
 PYTHON_ENV = "CODESIGN_SCALESIM_PYTHON"
 CONFIG_VERSION = "cfg1"  # bump when the configuration below changes: it is part of the cache key
 
-CONFIG = """[general]
-run_name = run
+_CONFIG = """[general]
+run_name = {run_name}
 
 [architecture_presets]
 ArrayHeight:    {ah}
@@ -98,6 +98,27 @@ LAYOUT = (
     "Filter Width Interline Order,\n"
     "dummy, 1, 1, 1, 1, 1, 1,     0, 1, 2,     4, 5, 3,     3, 2, 1, 0,     4, 5, 6, 7,\n"
 )
+
+
+def config_text(*, array_h: int, array_w: int, dataflow: str, ifmap_kb: int, filter_kb: int, ofmap_kb: int,
+                bandwidth: int, mode: str = "USER", run_name: str = "run") -> str:
+    """SCALE-Sim's ``.cfg`` for one array: SRAM sizes in kB of words, the DRAM bandwidth in words
+    per cycle (also each SRAM bank's), ``mode`` ``USER`` (that bandwidth) or ``CALC`` (no DRAM bound).
+    The one template of the project: the oracle and ``scripts/validate_scalesim.py`` both write it."""
+    return _CONFIG.format(run_name=run_name, ah=array_h, aw=array_w, isz=ifmap_kb, fsz=filter_kb, osz=ofmap_kb,
+                          bw=bandwidth, df=dataflow, bwmode=mode)
+
+
+def gemm_topology(name: str, M: int, N: int, K: int) -> str:
+    """A one-layer SCALE-Sim topology in GEMM form."""
+    return f"Layer, M, N, K,\n{name}, {M}, {N}, {K},\n"
+
+
+def conv_topology(name: str, *, ifmap_h: int, ifmap_w: int, filt_h: int, filt_w: int, channels: int, num_filters: int,
+                  stride: int) -> str:
+    """A one-layer SCALE-Sim topology in convolution form (ifmap = padded extent)."""
+    return ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
+            f"{name}, {ifmap_h}, {ifmap_w}, {filt_h}, {filt_w}, {channels}, {num_filters}, {stride},\n")
 
 #: Runs in the SCALE-Sim interpreter (stdlib + scalesim only): argv[1] = a folder holding
 #: run.cfg, topo.csv, layout.csv and job.json; writes result.json there.
@@ -198,15 +219,15 @@ class ScaleSimOracle(Oracle):
         s = self.settings(job)
         with tempfile.TemporaryDirectory(prefix="codesign-scalesim-") as tmp:
             folder = Path(tmp)
-            (folder / "run.cfg").write_text(CONFIG.format(ah=job.array_h, aw=job.array_w, df=job.dataflow, **s))
+            (folder / "run.cfg").write_text(config_text(array_h=job.array_h, array_w=job.array_w, dataflow=job.dataflow,
+                                                        ifmap_kb=s["isz"], filter_kb=s["fsz"], ofmap_kb=s["osz"],
+                                                        bandwidth=s["bw"], mode=s["bwmode"]))
             (folder / "layout.csv").write_text(LAYOUT)
             if job.kind == "gemm":
-                topo = f"Layer, M, N, K,\njob, {job.M}, {job.N}, {job.K},\n"
+                topo = gemm_topology("job", job.M, job.N, job.K)
             else:
-                topo = (
-                    "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
-                    f"job, {job.ifmap_h}, {job.ifmap_w}, {job.filt_h}, {job.filt_w}, {job.channels}, {job.num_filters}, {job.stride},\n"
-                )
+                topo = conv_topology("job", ifmap_h=job.ifmap_h, ifmap_w=job.ifmap_w, filt_h=job.filt_h, filt_w=job.filt_w,
+                                     channels=job.channels, num_filters=job.num_filters, stride=job.stride)
             (folder / "topo.csv").write_text(topo)
             (folder / "job.json").write_text(json.dumps(job.to_dict()))
             try:
