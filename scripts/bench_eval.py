@@ -39,8 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from codesign.design import load_design, parse_design  # noqa: E402
 from codesign.errors import UserError  # noqa: E402
-from codesign.model import plugins  # noqa: E402
-from codesign.model.evaluator import Evaluator  # noqa: E402
+from codesign.model.evaluator import CPU_CHUNK, Evaluator  # noqa: E402
 from codesign.model.evaluator import resolve_device  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 
@@ -315,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "dtype": args.dtype,
         "quick": args.quick,
         "machine": machine_info(str(device)),
-        "cpu_chunk": plugins.CPU_CHUNK,  # rows per model call inside evaluate_rows on cpu
+        "cpu_chunk": CPU_CHUNK,  # rows per model call inside evaluate_rows on cpu
         "results": {str(device.type): {}},
     }
     started = time.perf_counter()
