@@ -31,7 +31,7 @@ from codesign.space import DesignSpace
 class Timings:
     """Seconds spent in each part of the loop, and per generation."""
 
-    sample_s: float = 0.0  # NSGA-II: parent selection, crossover, mutation, random sampling
+    sample_s: float = 0.0  # the strategy proposing the batch (NSGA-II: parent selection, crossover, mutation, random sampling)
     evaluate_s: float = 0.0  # deduplication and the batched model
     tell_s: float = 0.0  # building the finished trials (values, constraints, attributes)
     store_s: float = 0.0  # writing them to the storage
