@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 from codesign.design import load_design  # noqa: E402
 from codesign.model.evaluator import Evaluator  # noqa: E402
 from codesign.model.surrogate import LatencySurrogate  # noqa: E402
-from codesign.oracles.base import OracleCostModel, oracle_evaluate  # noqa: E402
+from codesign.oracles import OracleCostModel, oracle_evaluate  # noqa: E402
 from codesign.oracles.emulated import EmulatedOracle  # noqa: E402
 from codesign.search.pareto import hypervolume, nondominated_mask, reference_point  # noqa: E402
 from codesign.search.pareto import dominated_by, feasible_mask  # noqa: E402
@@ -169,58 +169,71 @@ def loop_bench(seeds, *, budget, inner_trials, steps, populations, device, log) 
     objectives, constraints = list(design.objectives.minimize), dict(design.constraints)
     per_seed = []
     for seed in seeds:
-        oracle = EmulatedOracle()
-        t0 = time.perf_counter()
-        loop = SurrogateLoop(space, oracle, LoopSettings(budget=budget, inner_trials=inner_trials, steps=steps), seed=seed, device=device, say=lambda *_: None)
-        result = loop.run()
-        loop_s = time.perf_counter() - t0
-        verified = result.verified
-        loop_pts = verified.loc[verified["feasible"], objectives].to_numpy(dtype=float)
-        # Front survival: the final predicted front, re-evaluated by the oracle (outside the budget).
-        pf_rows = loop.predicted_front_rows
-        check = EmulatedOracle()
-        oracle_eval = Evaluator(space, [OracleCostModel(check, space, device=device)], device=device)
-        pf_values, _ = oracle_eval.evaluate_rows(pf_rows)
-        pf_names = oracle_eval.metric_names
-        pf_feas = feasible_mask(pf_values, pf_names, constraints)
-        pf_objs = pf_values[:, [pf_names.index(o) for o in objectives]]
-        surv = survival(pf_objs, pf_feas)
-        # Stricter: also not dominated by any design the loop verified.
-        strict = pf_feas & ~dominated_by(loop_pts, pf_objs)
-        if pf_feas.any():
-            nd = np.zeros(len(pf_objs), dtype=bool)
-            nd[pf_feas] = nondominated_mask(pf_objs[pf_feas])
-            strict &= nd
-        # Held-out designs: space-filling designs the loop never verified.
-        probe = sobol_rows(space, 512, seed + 10_000)
-        keys = {tuple(r) for r in verified[[k.name for k in space.knobs]].itertuples(index=False)}
-        params = [space.decode_params(r.tolist()) for r in probe]
-        unseen = torch.tensor([tuple(p[k.name] for k in space.knobs) not in keys for p in params])
-        probe = probe[unseen]
-        cands = space.decode(probe.to(device))
-        pred = result.surrogate.predict_designs(loop.model, cands)
-        truth = oracle_evaluate(check, loop.model, cands).latency_s
-        from scipy.stats import kendalltau
+        per_seed.append(_loop_seed(space, seed, objectives=objectives, constraints=constraints, budget=budget,
+                                   inner_trials=inner_trials, steps=steps, populations=populations, device=device))
+        log(f"seed {seed}: loop {per_seed[-1]['loop_s']:.0f} s, survival {per_seed[-1]['front_survival_fraction']:.2f}, "
+            f"τ designs {per_seed[-1]['designs_kendall_tau']:.3f}")
+    return _loop_summary(per_seed, seeds=seeds, budget=budget, inner_trials=inner_trials, populations=populations,
+                         objectives=objectives)
 
-        p, t, a = pred.latency_s.cpu().numpy(), truth.cpu().numpy(), pred.analytical_latency_s.cpu().numpy()
-        baselines = {}
-        for pop in populations:
-            for mult in (1, 3):
-                frame = nsga_on_oracle(space, EmulatedOracle(), mult * budget, seed, pop, device)
-                baselines[(pop, mult)] = frame
-        per_seed.append({
-            "seed": seed, "loop_points": loop_pts, "loop_s": loop_s, "rounds": result.rounds,
-            "front_survival_fraction": surv, "front_survival_strict": float(strict.mean()) if len(strict) else math.nan,
-            "predicted_front_size": int(len(pf_objs)),
-            "designs_kendall_tau": float(kendalltau(p, t).statistic), "designs_analytical_kendall_tau": float(kendalltau(a, t).statistic),
-            "designs_median_abs_err_pct": float(np.median(np.abs(p / t - 1)) * 100),
-            "designs_analytical_median_abs_err_pct": float(np.median(np.abs(a / t - 1)) * 100),
-            "designs_probe": int(len(p)),
-            "baselines": {k: verified_points(v, objectives, constraints) for k, v in baselines.items()},
-            "baseline_designs": {k: int(v["designs_to_oracle"].iloc[0]) if len(v) else 0 for k, v in baselines.items()},
-            "oracle_layer_jobs": oracle.stats.simulated,
-        })
-        log(f"seed {seed}: loop {loop_s:.0f} s, survival {surv:.2f}, τ designs {per_seed[-1]['designs_kendall_tau']:.3f}")
+
+def _loop_seed(space, seed, *, objectives, constraints, budget, inner_trials, steps, populations, device) -> dict:
+    """One seed of the loop benchmark: the loop, its front's survival, its design predictions, the baselines."""
+    oracle = EmulatedOracle()
+    t0 = time.perf_counter()
+    loop = SurrogateLoop(space, oracle, LoopSettings(budget=budget, inner_trials=inner_trials, steps=steps), seed=seed, device=device, say=lambda *_: None)
+    result = loop.run()
+    loop_s = time.perf_counter() - t0
+    verified = result.verified
+    loop_pts = verified.loc[verified["feasible"], objectives].to_numpy(dtype=float)
+    # Front survival: the final predicted front, re-evaluated by the oracle (outside the budget).
+    pf_rows = loop.predicted_front_rows
+    check = EmulatedOracle()
+    oracle_eval = Evaluator(space, [OracleCostModel(check, space, device=device)], device=device)
+    pf_values, _ = oracle_eval.evaluate_rows(pf_rows)
+    pf_names = oracle_eval.metric_names
+    pf_feas = feasible_mask(pf_values, pf_names, constraints)
+    pf_objs = pf_values[:, [pf_names.index(o) for o in objectives]]
+    surv = survival(pf_objs, pf_feas)
+    # Stricter: also not dominated by any design the loop verified.
+    strict = pf_feas & ~dominated_by(loop_pts, pf_objs)
+    if pf_feas.any():
+        nd = np.zeros(len(pf_objs), dtype=bool)
+        nd[pf_feas] = nondominated_mask(pf_objs[pf_feas])
+        strict &= nd
+    # Held-out designs: space-filling designs the loop never verified.
+    probe = sobol_rows(space, 512, seed + 10_000)
+    keys = {tuple(r) for r in verified[[k.name for k in space.knobs]].itertuples(index=False)}
+    params = [space.decode_params(r.tolist()) for r in probe]
+    unseen = torch.tensor([tuple(p[k.name] for k in space.knobs) not in keys for p in params])
+    probe = probe[unseen]
+    cands = space.decode(probe.to(device))
+    pred = result.surrogate.predict_designs(loop.model, cands)
+    truth = oracle_evaluate(check, loop.model, cands).latency_s
+    from scipy.stats import kendalltau
+
+    p, t, a = pred.latency_s.cpu().numpy(), truth.cpu().numpy(), pred.analytical_latency_s.cpu().numpy()
+    baselines = {}
+    for pop in populations:
+        for mult in (1, 3):
+            frame = nsga_on_oracle(space, EmulatedOracle(), mult * budget, seed, pop, device)
+            baselines[(pop, mult)] = frame
+    return {
+        "seed": seed, "loop_points": loop_pts, "loop_s": loop_s, "rounds": result.rounds,
+        "front_survival_fraction": surv, "front_survival_strict": float(strict.mean()) if len(strict) else math.nan,
+        "predicted_front_size": int(len(pf_objs)),
+        "designs_kendall_tau": float(kendalltau(p, t).statistic), "designs_analytical_kendall_tau": float(kendalltau(a, t).statistic),
+        "designs_median_abs_err_pct": float(np.median(np.abs(p / t - 1)) * 100),
+        "designs_analytical_median_abs_err_pct": float(np.median(np.abs(a / t - 1)) * 100),
+        "designs_probe": int(len(p)),
+        "baselines": {k: verified_points(v, objectives, constraints) for k, v in baselines.items()},
+        "baseline_designs": {k: int(v["designs_to_oracle"].iloc[0]) if len(v) else 0 for k, v in baselines.items()},
+        "oracle_layer_jobs": oracle.stats.simulated,
+    }
+
+
+def _loop_summary(per_seed: list[dict], *, seeds, budget, inner_trials, populations, objectives) -> dict:
+    """Hypervolumes against one reference point for every method and seed, and the medians over seeds."""
     # One reference point for every method and seed.
     everything = np.concatenate([s["loop_points"] for s in per_seed] + [b for s in per_seed for b in s["baselines"].values()])
     ref = reference_point(everything)
