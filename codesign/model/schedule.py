@@ -11,6 +11,10 @@ layers never overlap on one core (contention). ``transfer`` is the NoC time of t
 edge, zero when producer and consumer share a core. The loop runs over layers
 (sequential by nature); every step is one tensor operation over all ``P``
 candidates.
+
+:func:`schedule_latency` runs the analytical model's schedule with per-layer busy times from
+elsewhere (an oracle's cycles, a surrogate's predictions), so that a design's latency keeps
+the schedule's structure whoever prices its layers.
 """
 
 from __future__ import annotations
