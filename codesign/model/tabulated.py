@@ -61,7 +61,8 @@ class TabulatedPath:
         self.model = model
         self.space, self.lw, self.device, self.dtype = space, model.lw, model.device, model.dtype
         self.n_slots, self.n_nodes = model.n_slots, len(model.nodes)
-        self.tables: dict | None | bool = False  # False: not built yet; None: too big
+        self.tables: dict | None = None  # None until built, and when they would be too big
+        self._built = False
         # Each coded field's choices, sorted for look-ups, its column in a row (None when fixed)
         # and its number of choices.
         self.n_choices = {name: len(getattr(hw, name)) for name in CODED_FIELDS}
@@ -91,8 +92,9 @@ class TabulatedPath:
 
     def ready(self) -> bool:
         """Whether the design's tables exist (built on the first call; ``False`` when too big)."""
-        if self.tables is False:
+        if not self._built:
             self.tables = build_tables(self.model, self.edge_bytes)
+            self._built = True
         return self.tables is not None
 
     # --- populations → table codes ------------------------------------------------------------------

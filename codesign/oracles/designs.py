@@ -11,8 +11,9 @@ as a plug-in cost model (the :class:`~codesign.model.plugins.CostModel` protocol
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -22,8 +23,12 @@ from codesign.model.schedule import check_layer_by_layer, schedule_latency
 from codesign.oracles.jobs import LayerJob, LayerResult
 from codesign.vocab import DATAFLOWS
 
-if TYPE_CHECKING:  # base imports this module: the class is only named here
-    from codesign.oracles.base import Oracle
+
+class JobRunner(Protocol):
+    """What a design's oracle evaluation needs of an oracle (:class:`~codesign.oracles.base.Oracle`
+    is one): results for jobs, in order."""
+
+    def run(self, jobs: Sequence[LayerJob], progress: Callable[[int], None] | None = None) -> list[LayerResult]: ...
 
 
 @dataclass
@@ -88,7 +93,7 @@ class OracleEvaluation:
     results: list[LayerResult]
 
 
-def oracle_evaluate(oracle: Oracle, model, candidates, *, progress=None) -> OracleEvaluation:
+def oracle_evaluate(oracle: JobRunner, model, candidates, *, progress=None) -> OracleEvaluation:
     """Run the oracle on every layer of ``candidates`` and schedule its cycles."""
     space = model.space
     check_layer_by_layer(candidates, space)
@@ -112,7 +117,7 @@ class OracleCostModel:
     the oracle (the baseline "NSGA-II on the oracle", or verification).
     """
 
-    oracle: Oracle
+    oracle: JobRunner
     space: object
     device: str | torch.device = "cpu"
     dtype: torch.dtype = torch.float64
