@@ -5,8 +5,7 @@ One call of :meth:`AnalyticalModel.evaluate` takes :class:`~codesign.space.Candi
 the dtype the model was built with. Per layer and candidate (``[P, L]`` tensors):
 
 1. compute cycles from the systolic closed form of the layer's dataflow
-   (:mod:`codesign.model.systolic`; steps 1–3 and the energies are the formulas of
-   :mod:`codesign.model.layer_costs`);
+   (:mod:`codesign.model.systolic`);
 2. DRAM traffic (energy, chip-level roofline) from SRAM capacity, tiling and dataflow:
    operands that fit in their double-buffered SRAM partition are fetched once, others once
    per fold of the other dimension; activations stay on chip between layers when they fit;
@@ -21,11 +20,13 @@ the dtype the model was built with. Per layer and candidate (``[P, L]`` tensors)
    chip can never beat its total DRAM traffic / DRAM bandwidth;
 6. pipelined mode: one sample's schedule fills the pipeline, then every further sample
    costs the bottleneck stage (the busiest core, or DRAM); weights stay resident across
-   the batch on cores whose weights fit in SRAM (:mod:`codesign.model.evaluation` combines
-   the layers into a run, for both paths below).
+   the batch on cores whose weights fit in SRAM.
 
 Energy sums MAC, register, SRAM, DRAM and NoC energies and leakage over the run;
-area and die cost come from :mod:`codesign.hardware.cost`. The formulas and every
+area and die cost come from :mod:`codesign.hardware.cost`. Steps 1–3 and the layers' energies
+are the formulas of :mod:`codesign.model.layer_costs`; :mod:`codesign.model.evaluation` combines
+the scheduled layers into a run (the chip's DRAM bound, the pipelined batch, the metrics) for
+both paths below. The formulas and every
 constant's source are in ``docs/model.md``.
 
 Two paths compute the same numbers. The *tabulated* path (candidates whose hardware values
@@ -34,12 +35,15 @@ are choices of the design, the search's case; :mod:`codesign.model.tabulated`) g
 combination of the design's choices (:mod:`codesign.model.tables`, which evaluates the same
 formulas on a grid of the choices), and runs the list schedule on the gathered costs;
 :meth:`AnalyticalModel.evaluate_rows` reads integer rows straight into it. The *direct* path
-(this module) computes every step per candidate: it
-takes values off the design's choices, hardware fields that require grad (gradients flow
+(:meth:`AnalyticalModel.evaluate_direct`, in this module) computes every step per candidate:
+it takes values off the design's choices, hardware fields that require grad (gradients flow
 through it; roundings are straight-through, see :mod:`codesign.model.systolic`) and the
 dataflow mixture ``dataflow_weights``. In float64 both agree to the last bit on cycle counts,
 DRAM bytes, area and cost, and to 1e-15 relative on energy (a different order of summation);
 ``tests/test_eval_fast.py`` pins that.
+
+:meth:`AnalyticalModel.for_layers` builds the model of ad-hoc layers on a hardware template
+(a simulator's view: ``codesign cycles``, the surrogate's oracle jobs).
 """
 
 from __future__ import annotations

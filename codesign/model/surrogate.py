@@ -4,10 +4,10 @@ The surrogate learns a **residual**, per layer: for one layer on one hardware
 configuration, its input is the layer's loop bounds, the hardware and schedule knobs the
 layer sees (array, dataflow, SRAM partitions, DRAM bandwidth) and the analytical model's
 own per-layer outputs (compute, total and stall cycles, DRAM bytes), log-scaled
-(:data:`FEATURES`); its target is ``ln(oracle cycles / analytical cycles)``. The physics
-(folds, fill and drain, refetch) stays in the analytical model; the network only learns
-where the oracle disagrees with it, which takes hundreds of oracle calls, not hundreds of
-thousands.
+(:data:`FEATURES`, from the layer tables of :mod:`codesign.model.layer_table`); its target
+is ``ln(oracle cycles / analytical cycles)``. The physics (folds, fill and drain, refetch)
+stays in the analytical model; the network only learns where the oracle disagrees with it,
+which takes hundreds of oracle calls, not hundreds of thousands.
 
 :class:`LatencySurrogate` is a ``torch.nn.Module`` holding ``E`` small MLPs (default 5,
 two hidden layers of 64) as batched weight tensors, so the whole ensemble trains and
