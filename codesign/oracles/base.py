@@ -203,7 +203,7 @@ def get_oracle(name: str | Oracle, **options) -> Oracle:
         return name
     spec = BUILTIN.get(name, name)
     if split_spec(spec) is None:
-        raise ArgumentError("oracle", name, f"unknown oracle; expected one of {one_of(tuple(sorted(BUILTIN)))} or 'package.module:attr'")
+        raise ArgumentError("oracle", name, f"unknown oracle; expected {one_of((*sorted(BUILTIN), 'package.module:attr'))}")
 
     def error(message: str) -> ArgumentError:  # the loader's message, as what is wrong with the argument
         return ArgumentError("oracle", name, message.replace("{", "{{").replace("}", "}}"))
