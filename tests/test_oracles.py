@@ -261,7 +261,7 @@ def test_a_bad_oracle_is_an_argument_error_in_the_callers_words():
 
     with pytest.raises(ArgumentError) as info:
         get_oracle("nosuchsim")
-    assert str(info.value).== "oracle='nosuchsim': unknown oracle; expected emulated, scalesim or package.module:attr"
+    assert str(info.value) == "oracle='nosuchsim': unknown oracle; expected emulated, scalesim or package.module:attr"
     assert info.value.words("cli").startswith("--oracle nosuchsim: unknown oracle")
     with pytest.raises(ArgumentError, match=r"oracle='codesign.vocab:DATAFLOWS': 'codesign.vocab:DATAFLOWS' is not a codesign.oracles.Oracle"):
         get_oracle("codesign.vocab:DATAFLOWS")
