@@ -24,6 +24,7 @@ from pathlib import Path
 
 from codesign.argtypes import positive_float, positive_int
 from codesign.errors import UserError
+from codesign.vocab import DATAFLOWS
 
 #: SCALE-Sim's default SRAM partitions in kB (``scale_config.py``).
 DEFAULT_SRAM_KB = (256, 256, 128)
@@ -40,7 +41,7 @@ def add_cycles_parser(sub) -> argparse.ArgumentParser:
     parser.add_argument("--config", help="SCALE-Sim .cfg for array, SRAM, dataflow and bandwidth (flags override it)")
     parser.add_argument("--array-h", type=positive_int, help="array height (rows of PEs)")
     parser.add_argument("--array-w", type=positive_int, help="array width (columns of PEs)")
-    parser.add_argument("--dataflow", choices=["os", "ws", "is"], help="output, weight or input stationary")
+    parser.add_argument("--dataflow", choices=DATAFLOWS, help="weight, output or input stationary")
     parser.add_argument("--ifmap-sram-kb", type=positive_int, help="ifmap SRAM in kB (default 256)")
     parser.add_argument("--filter-sram-kb", type=positive_int, help="filter SRAM in kB (default 256)")
     parser.add_argument("--ofmap-sram-kb", type=positive_int, help="ofmap SRAM in kB (default 128)")

@@ -61,6 +61,7 @@ from codesign.model.schedule import list_schedule
 from codesign.model.standalone import layers_space
 from codesign.model.tabulated import TabulatedPath
 from codesign.space import Candidates, DesignSpace
+from codesign.vocab import METRICS
 
 __all__ = ["AnalyticalModel", "Evaluation", "LayerCosts"]
 
@@ -75,7 +76,7 @@ class AnalyticalModel:
     """
 
     name = "analytical"
-    provides = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w")
+    provides = METRICS
 
     def __init__(self, space: DesignSpace, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> None:
         self.space = space
