@@ -19,7 +19,9 @@ from pathlib import Path
 from codesign.design import Design, load_design
 from codesign.errors import ArgumentError
 from codesign.model.evaluator import Evaluator, build_evaluator
+from codesign.runs.explore import explore_plain
 from codesign.runs.inspect import report, show
+from codesign.runs.oracle import explore_with_oracle
 from codesign.runs.outputs import Run, open_run
 from codesign.space import DesignSpace
 from codesign.vocab import DEVICES, REFINE_METHODS, SAMPLERS, STRATEGIES, one_of
@@ -104,15 +106,11 @@ def explore(
     seed = design.search.seed if seed is None else seed
     if oracle is not None or oracle_budget is not None:
         _check_oracle_arguments(oracle, oracle_budget, storage, strategy, sampler, refine)
-        from codesign.runs.oracle import explore_with_oracle
-
         return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials, seed=seed, out=out, device=device, say=say)
     strategy = _choose("strategy", strategy, design.search.strategy, STRATEGIES)
     sampler = _choose("sampler", sampler, design.search.sampler, SAMPLERS)
     refine = _choose("refine", refine, design.search.refine, REFINE_METHODS)
     if strategy != "joint" and sampler != "nsga2":
         raise ArgumentError("sampler", sampler, f"applies to the joint strategy only (the {strategy} strategy has its own sampling)")
-    from codesign.runs.explore import explore_plain
-
     return explore_plain(design, trials=design.search.trials if trials is None else trials, seed=seed, out=Path(out),
                          storage=storage, device=device, progress=progress, say=say, strategy=strategy, sampler=sampler, refine=refine)

@@ -12,6 +12,7 @@ The full reference of every key is in the README ("Design file reference").
 
 from __future__ import annotations
 
+import inspect
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -30,7 +31,8 @@ from pydantic import (
 
 from codesign.errors import DesignError
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
-from codesign.vocab import DATAFLOWS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, DRAM_KINDS
+from codesign.vocab import DATAFLOWS, DRAM_KINDS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES
+from codesign.workload.zoo import ZOO, build_workload
 
 Dataflow = Literal[DATAFLOWS]
 Mode = Literal[MODES]
@@ -277,10 +279,6 @@ def _check_dataflows(design: Design) -> None:
 
 def _check_workload(design: Design) -> None:
     """The workload must build: a known network with parameters its builder accepts."""
-    import inspect
-
-    from codesign.workload.zoo import ZOO, build_workload
-
     spec = design.workload
     if spec.network not in ZOO:
         raise DesignError(f"{design.source}: workload.network = {spec.network!r}: one of the valid networks: {', '.join(sorted(ZOO))}")

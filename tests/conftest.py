@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from codesign.space import DesignSpace
-from tests.helpers import make_space, random_rows  # noqa: F401 - re-exported for older imports
+from tests.helpers import make_space
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import torch
 
 from codesign.model.evaluator import Evaluator
 from codesign.search.exhaustive import exhaustive_front, rows_of, space_size
-from tests.conftest import make_space
+from tests.helpers import make_space
 
 
 def tiny_space():

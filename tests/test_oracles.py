@@ -23,7 +23,7 @@ from codesign.oracles import LayerJob, OracleCostModel, design_jobs, get_oracle,
 from codesign.oracles.base import Oracle, OracleCache
 from codesign.oracles.command import CommandOracle
 from codesign.oracles.emulated import EmulatedOracle, emulated_cycles
-from tests.conftest import make_space, random_rows
+from tests.helpers import make_space, random_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "scalesim_3.0.0_reference.csv"

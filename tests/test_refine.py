@@ -15,7 +15,7 @@ from codesign.errors import UserError
 from codesign.model.evaluator import Evaluator
 from codesign.search.driver import run_search
 from codesign.search.refine import REFINE_KEY, Relaxation, check_refinable, combine, front_starts, min_norm_weights, refine_rows
-from tests.conftest import make_space
+from tests.helpers import make_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -17,7 +17,7 @@ from codesign.model.evaluator import Evaluator
 from codesign.search.driver import run_search
 from codesign.search.pareto import spread_front
 from codesign.search.strategies import PHASE_KEY, STRATEGY_KEY, default_schedule, hardware_columns
-from tests.conftest import make_space
+from tests.helpers import make_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 ROOT = Path(__file__).resolve().parents[1]

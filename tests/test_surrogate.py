@@ -18,7 +18,10 @@ from codesign.model.surrogate import FEATURES, LatencySurrogate, SurrogateCostMo
 from codesign.oracles import oracle_evaluate
 from codesign.oracles.emulated import EmulatedOracle
 from codesign.surrogate_cli import group_folds, heldout_predictions, load_oracle_rows
-from tests.conftest import random_rows
+from tests.helpers import random_rows
+
+# Small tensors on a shared machine: one intra-op thread is faster and steadier than two.
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "tests" / "data" / "scalesim_3.0.0_reference.csv"
@@ -204,11 +207,3 @@ def test_surrogate_commands_user_errors(tmp_path, capsys):
     assert main(["surrogate", "eval", "--model", str(tmp_path), "--data", str(REFERENCE)]) == 2
     assert "not a saved surrogate" in capsys.readouterr().err
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors on a shared machine: one intra-op thread is faster and steadier than two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

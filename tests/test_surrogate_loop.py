@@ -10,25 +10,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from codesign.cli import main
 from codesign.errors import UserError
 from codesign.oracles.emulated import EmulatedOracle
 from codesign.search.pareto import nondominated_mask
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, sobol_rows, survival
-from tests.conftest import make_space
+from tests.helpers import make_space
 
 ROOT = Path(__file__).resolve().parents[1]
 EDGE = ROOT / "designs" / "edge_resnet18.toml"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Small tensors on a shared machine: one intra-op thread is faster and steadier than two.
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def tiny_design(tmp_path: Path, **replace) -> Path:

@@ -40,7 +40,7 @@ it takes values off the design's choices, hardware fields that require grad (gra
 through it; roundings are straight-through, see :mod:`codesign.model.systolic`) and the
 dataflow mixture ``dataflow_weights``. In float64 both agree to the last bit on cycle counts,
 DRAM bytes, area and cost, and to 1e-15 relative on energy (a different order of summation);
-``tests/test_eval_fast.py`` pins that.
+``tests/test_model_tabulated.py`` pins that.
 
 :meth:`AnalyticalModel.for_layers` builds the model of ad-hoc layers on a hardware template
 (a simulator's view: ``codesign cycles``, the surrogate's oracle jobs).

@@ -8,7 +8,7 @@ transfer times, the list schedule and a few ``[P]`` ops. The path works in a lay
 (``[L, P]``), which the list schedule steps through, and writes its temporaries into scratch
 tensors kept between calls. Its results equal the direct path's
 (:meth:`~codesign.model.analytical.AnalyticalModel.evaluate`): bit for bit on cycle counts, DRAM
-bytes, area and cost, to 1e-15 relative on energy (``tests/test_eval_fast.py``).
+bytes, area and cost, to 1e-15 relative on energy (``tests/test_model_tabulated.py``).
 """
 
 from __future__ import annotations

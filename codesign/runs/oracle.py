@@ -15,9 +15,9 @@ from codesign.model.evaluator import check_metrics, resolve_device
 from codesign.model.plugins import load_plugins
 from codesign.oracles.base import Oracle, get_oracle
 from codesign.report import plot_front
-from codesign.runs.tables import write_csv, write_json
 from codesign.runs.folder import write_identity
 from codesign.runs.outputs import Run
+from codesign.runs.tables import write_csv, write_json
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
 

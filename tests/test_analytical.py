@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from codesign.model.analytical import AnalyticalModel
 from codesign.space import take
-from tests.conftest import make_space, random_rows
+from tests.helpers import make_space, random_rows
 
 SPACE = make_space()
 MODEL = AnalyticalModel(SPACE)

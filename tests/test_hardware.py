@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codesign.hardware import cost, tech
+from codesign.hardware import cost
 from codesign.hardware.cost import (
     area_breakdown_mm2,
     area_mm2,

@@ -25,7 +25,7 @@ from codesign.search.driver import run_search
 from codesign.search.nsga2 import RNG_KEY, Nsga2, trials_domination
 from codesign.search.optuna_internals import GENERATION_KEY, PARENT_KEY_PREFIX
 from codesign.search.storage import STUDY_NAME, JOURNAL_FILE, TrialWriter, open_storage
-from tests.conftest import make_space
+from tests.helpers import make_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -20,7 +20,7 @@ from codesign.model.evaluator import Evaluator
 from codesign.model.schedule import list_schedule, list_schedule_lp
 from codesign.model.systolic import _ceil_div, st_ceil, st_floor, st_round
 from codesign.space import take
-from tests.conftest import make_space, random_rows
+from tests.helpers import make_space, random_rows
 
 SPACES = {
     "layer_by_layer": make_space(),
