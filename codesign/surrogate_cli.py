@@ -286,7 +286,7 @@ def _train(args: argparse.Namespace, device) -> dict:
     import numpy as np
 
     from codesign.model.surrogate import LatencySurrogate, training_metadata
-    from codesign.report import plot_predicted_vs_oracle
+    from codesign.plots import plot_predicted_vs_oracle
 
     rows = load_oracle_rows(args.data)
     if len(rows) < 4:
@@ -317,7 +317,7 @@ def evaluate(args: argparse.Namespace) -> dict:
 
     from codesign.model.evaluator import resolve_device
     from codesign.model.surrogate import LatencySurrogate
-    from codesign.report import plot_predicted_vs_oracle
+    from codesign.plots import plot_predicted_vs_oracle
 
     device = resolve_device(args.device)
     model = LatencySurrogate.load(args.model, device=device)

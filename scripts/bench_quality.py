@@ -272,7 +272,7 @@ def plot(result: dict, fronts: dict, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from codesign.report._units import axis_label
+    from codesign.plots._units import axis_label
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -1,4 +1,4 @@
-"""Tests for codesign.report.plots: every plot writes a valid PNG and closes its figure."""
+"""Tests for codesign.plots.plots: every plot writes a valid PNG and closes its figure."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from codesign.report._units import axis_label, format_value, si_scale
-from codesign.report.plots import (
+from codesign.plots._units import axis_label, format_value, si_scale
+from codesign.plots.plots import (
     plot_floorplan,
     plot_front,
     plot_gantt,

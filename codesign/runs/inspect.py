@@ -15,7 +15,7 @@ from codesign.design import parse_design
 from codesign.errors import ArgumentError, UserError
 from codesign.graph import design_graph, write_graph_json, write_graphml
 from codesign.model.evaluator import Evaluator, build_evaluator
-from codesign.report import plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
+from codesign.plots import plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
 from codesign.runs.tables import write_csv
 from codesign.runs.folder import RUN_FILE
 from codesign.runs.outputs import open_run, write_outputs

@@ -14,7 +14,7 @@ from codesign.errors import ArgumentError
 from codesign.model.evaluator import check_metrics, resolve_device
 from codesign.model.plugins import load_plugins
 from codesign.oracles.base import Oracle, get_oracle
-from codesign.report import plot_front
+from codesign.plots import plot_front
 from codesign.runs.folder import write_identity
 from codesign.runs.outputs import Run
 from codesign.runs.tables import write_csv, write_json

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from codesign.errors import UserError
-from codesign.report import plot_front
+from codesign.plots import plot_front
 from codesign.runs.tables import pareto_front, trials_frame, write_csv, write_json
 from codesign.search.pareto import hypervolume, knee_point, reference_point
 from codesign.space import DesignSpace

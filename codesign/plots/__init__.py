@@ -1,13 +1,13 @@
 """Reporting: plots of the search results and of single candidates (PNG, headless Agg backend)."""
 
-from codesign.report.plots import (
+from codesign.plots.plots import (
     plot_floorplan,
     plot_front,
     plot_gantt,
     plot_hypervolume_history,
     plot_parallel_coordinates,
 )
-from codesign.report.surrogate_plots import plot_predicted_vs_oracle
+from codesign.plots.surrogate_plots import plot_predicted_vs_oracle
 
 __all__ = [
     "plot_front",

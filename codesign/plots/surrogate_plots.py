@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from codesign.report._style import FRONT_COLOR, TRIAL_COLOR, plt, save_figure
+from codesign.plots._style import FRONT_COLOR, TRIAL_COLOR, plt, save_figure
 
 
 def plot_predicted_vs_oracle(oracle: np.ndarray, predicted: np.ndarray, analytical: np.ndarray, types: np.ndarray, path, *, title: str,

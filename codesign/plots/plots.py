@@ -3,11 +3,11 @@
 Every function draws with the headless Agg backend, writes a PNG at ``path``
 (parent folders are created), closes its figure and returns the path as a
 :class:`pathlib.Path`. Axis labels carry the quantity and its unit, SI-prefixed
-where that helps (see :mod:`codesign.report._units`); an axis switches to log
+where that helps (see :mod:`codesign.plots._units`); an axis switches to log
 scale when its data spans more than two decades.
 
 The per-candidate plots (:func:`plot_floorplan`, :func:`plot_gantt`) live in
-:mod:`codesign.report.schedule_plots` and are re-exported here.
+:mod:`codesign.plots.schedule_plots` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 
-from codesign.report._style import (
+from codesign.plots._style import (
     FRONT_COLOR,
     INFEASIBLE_COLOR,
     KNEE_COLOR,
@@ -31,8 +31,8 @@ from codesign.report._style import (
     plt,
     save_figure,
 )
-from codesign.report._units import axis_label, format_value, quantity, spans_decades
-from codesign.report.schedule_plots import plot_floorplan, plot_gantt
+from codesign.plots._units import axis_label, format_value, quantity, spans_decades
+from codesign.plots.schedule_plots import plot_floorplan, plot_gantt
 
 __all__ = [
     "plot_front",

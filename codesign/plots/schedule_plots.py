@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from codesign.report._style import (
+from codesign.plots._style import (
     DATAFLOW_NAMES,
     check_path,
     closing_on_error,
@@ -24,7 +24,7 @@ from codesign.report._style import (
     plt,
     save_figure,
 )
-from codesign.report._units import axis_label, format_value
+from codesign.plots._units import axis_label, format_value
 
 __all__ = ["plot_floorplan", "plot_gantt"]
 
