@@ -3,6 +3,11 @@
 A result is stored under its job's key (the SHA-256 of the job's canonical JSON, see
 :meth:`~codesign.oracles.jobs.LayerJob.key`), with the job itself, so that a surrogate can be
 trained from an oracle's history (:meth:`OracleCache.items`).
+
+A failed job is stored too, as ``{"failed": reason, "timeout_s": ..., "wall_s": ...}``, so that
+it is not run again each time a design needs it (see :class:`~codesign.oracles.base.Oracle`'s
+``retry_failed``); :meth:`OracleCache.items` leaves failures out, :meth:`OracleCache.failures`
+lists them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from codesign.oracles.jobs import LayerJob
 
 CACHE_ENV = "CODESIGN_ORACLE_CACHE"  # folder of the oracle caches (default ~/.cache/codesign/oracles)
+FAILED = "failed"  # the key of a failure's reason in a cached entry
 
 
 class OracleCache:
@@ -63,13 +69,20 @@ class OracleCache:
                     [(key, job.canonical(), json.dumps(result), now) for key, job, result in entries],
                 )
 
-    def items(self) -> list[tuple[LayerJob, dict]]:
-        """Every cached (job, result), for training a surrogate from an oracle's history."""
+    def _entries(self) -> list[tuple[LayerJob, dict]]:
         if self.path is None:
             raise ValueError("an in-memory cache keeps no jobs")
         with self._lock, self._connect() as db:
             rows = db.execute("SELECT job, result FROM results ORDER BY created").fetchall()
         return [(LayerJob.from_dict(json.loads(j)), json.loads(r)) for j, r in rows]
+
+    def items(self) -> list[tuple[LayerJob, dict]]:
+        """Every cached (job, result) that succeeded, for training a surrogate from an oracle's history."""
+        return [(job, result) for job, result in self._entries() if FAILED not in result]
+
+    def failures(self) -> list[tuple[LayerJob, str]]:
+        """Every cached failed job and its reason."""
+        return [(job, result[FAILED]) for job, result in self._entries() if FAILED in result]
 
 
 def default_cache_dir() -> Path:

@@ -51,7 +51,10 @@ Example — a simulator ``mysim`` with its own flags, as a plug-in module ``my_o
 
 then ``codesign explore design.toml --oracle my_oracles:MySim --oracle-budget 200``
 (the module must be importable: on ``PYTHONPATH``, or installed). A command's exit status,
-its run time and a timeout (``timeout_s``) are all handled here.
+its run time and a timeout are all handled here: each run is a process group of its own, killed
+with every process the command started when it times out, on Ctrl-C and on SIGTERM (see
+:mod:`codesign.oracles.process`). The default time limit grows with the job
+(:func:`~codesign.oracles.process.scaled_timeout`: 60 s to 1 h); ``timeout_s`` fixes one.
 """
 
 from __future__ import annotations
@@ -60,12 +63,12 @@ import json
 import os
 import re
 import shlex
-import subprocess
 import tempfile
 from collections.abc import Sequence
 
-from codesign.oracles.base import Oracle
+from codesign.oracles.base import Oracle, OracleStopped
 from codesign.oracles.jobs import LayerJob
+from codesign.oracles.process import JobTimeout, run_job_process, scaled_timeout
 
 PLACEHOLDER = re.compile(r"\{(\w+)\}")  # only {known_name} is replaced; other braces are left as they are
 
@@ -78,9 +81,10 @@ class CommandOracle(Oracle):
             with ``{placeholders}`` (see the module docstring).
         name, version: the oracle's name and version (both in the cache key; defaults
             ``command`` and ``0``): give the simulator's own version.
-        timeout_s: seconds before a run is killed and its job fails.
+        timeout_s: seconds before a run is killed (with its children) and its job fails;
+            default ``None``: :func:`~codesign.oracles.process.scaled_timeout` of the job.
         env: extra environment variables for the command.
-        cache_dir, workers: see :class:`~codesign.oracles.base.Oracle`.
+        cache_dir, workers, retry_failed: see :class:`~codesign.oracles.base.Oracle`.
     """
 
     name = "command"
@@ -88,7 +92,8 @@ class CommandOracle(Oracle):
     parallel = "threads"  # the command is its own process
 
     def __init__(self, command: str | Sequence[str], *, name: str | None = None, version: str | None = None,
-                 timeout_s: float = 3600.0, env: dict | None = None, cache_dir=None, workers: int | None = None) -> None:
+                 timeout_s: float | None = None, env: dict | None = None, cache_dir=None, workers: int | None = None,
+                 retry_failed: bool = False) -> None:
         self.command = shlex.split(command) if isinstance(command, str) else list(command)
         if not self.command:
             raise ValueError("CommandOracle: empty command")
@@ -96,12 +101,16 @@ class CommandOracle(Oracle):
             self.name = name
         if version is not None:
             self.version = version
-        self.timeout_s = float(timeout_s)
+        self.timeout_s = None if timeout_s is None else float(timeout_s)
         self.env = dict(env or {})
-        super().__init__(cache_dir=cache_dir, workers=workers)
+        super().__init__(cache_dir=cache_dir, workers=workers, retry_failed=retry_failed)
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "command": self.command}
+        timeout = "scaled (codesign.oracles.process.scaled_timeout)" if self.timeout_s is None else self.timeout_s
+        return {"name": self.name, "version": self.version, "command": self.command, "timeout_s": timeout}
+
+    def job_timeout(self, job: LayerJob) -> float:
+        return self.timeout_s if self.timeout_s is not None else scaled_timeout(job)
 
     @staticmethod
     def placeholders(job: LayerJob, workdir: str) -> dict:
@@ -136,14 +145,17 @@ class CommandOracle(Oracle):
             job_json = json.dumps(job.to_dict(), sort_keys=True)
             with open(os.path.join(workdir, "job.json"), "w") as f:
                 f.write(job_json)
+            limit, by_deadline = self.time_limit(job)
             try:
-                done = subprocess.run(argv, input=job_json, capture_output=True, text=True, timeout=self.timeout_s,
-                                      env={**os.environ, **self.env}, cwd=workdir)
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"{self.name}: timed out after {self.timeout_s:g} s") from None
+                done = run_job_process(argv, input=job_json, timeout_s=limit, env={**os.environ, **self.env}, cwd=workdir)
+            except JobTimeout:
+                if by_deadline:
+                    raise OracleStopped("deadline") from None
+                raise
             except OSError as error:
                 raise RuntimeError(f"{self.name}: cannot run {argv[0]!r}: {error}") from None
             if done.returncode != 0:
+                self.check_running()  # killed because the run was stopped: not the job's failure
                 tail = (done.stderr.strip().splitlines() or ["no error output"])[-1]
                 raise RuntimeError(f"{self.name}: exit status {done.returncode}: {tail}")
             return self.parse(done.stdout, workdir)

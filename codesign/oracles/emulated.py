@@ -91,7 +91,7 @@ class EmulatedOracle(Oracle):
 
     Args:
         sleep_s: seconds each job pretends to take (a slow simulator), spent in the worker.
-        cache_dir, workers: as for :class:`~codesign.oracles.base.Oracle`; the default
+        cache_dir, workers, retry_failed: as for :class:`~codesign.oracles.base.Oracle`; the default
             cache is in memory only (``cache_dir=False``), since results are free to recompute.
     """
 
@@ -99,8 +99,8 @@ class EmulatedOracle(Oracle):
     version = "1"
     parallel = "threads"  # its cost is the sleep, which threads overlap like worker processes would
 
-    def __init__(self, *, sleep_s: float = 0.0, cache_dir=False, workers: int | None = None) -> None:
-        super().__init__(cache_dir=cache_dir, workers=workers)
+    def __init__(self, *, sleep_s: float = 0.0, cache_dir=False, workers: int | None = None, retry_failed: bool = False) -> None:
+        super().__init__(cache_dir=cache_dir, workers=workers, retry_failed=retry_failed)
         self.sleep_s = float(sleep_s)
 
     def simulate(self, job: LayerJob) -> dict:

@@ -43,8 +43,9 @@ import tempfile
 from pathlib import Path
 
 from codesign.errors import UserError
-from codesign.oracles.base import Oracle
+from codesign.oracles.base import Oracle, OracleStopped
 from codesign.oracles.jobs import UNLIMITED_BANDWIDTH, LayerJob
+from codesign.oracles.process import JobTimeout, run_job_process, scaled_timeout
 
 PYTHON_ENV = "CODESIGN_SCALESIM_PYTHON"
 CONFIG_VERSION = "cfg1"  # bump when the configuration below changes: it is part of the cache key
@@ -179,22 +180,30 @@ class ScaleSimOracle(Oracle):
     Args:
         python: interpreter with SCALE-Sim (default ``$CODESIGN_SCALESIM_PYTHON``, else this
             one if it can import ``scalesim``).
-        timeout_s: give up on one run after this many seconds (the job fails).
-        cache_dir, workers: see :class:`~codesign.oracles.base.Oracle` (default: the on-disk
-            cache; one run at a time).
+        timeout_s: give up on one run after this many seconds (the job fails; the run's process
+            group is killed); default ``None``: :func:`~codesign.oracles.process.scaled_timeout`
+            of the job (60 s to 1 h, growing with the trace SCALE-Sim generates).
+        cache_dir, workers, retry_failed: see :class:`~codesign.oracles.base.Oracle` (default: the
+            on-disk cache; one run at a time; cached failures are not run again).
     """
 
     name = "scalesim"
     parallel = "threads"  # each job is its own process; threads only wait on them
 
-    def __init__(self, *, python: str | None = None, timeout_s: float = 3600.0, cache_dir=None, workers: int | None = None) -> None:
+    def __init__(self, *, python: str | None = None, timeout_s: float | None = None, cache_dir=None,
+                 workers: int | None = None, retry_failed: bool = False) -> None:
         self.python, self.scalesim_version = find_python(python)
         self.version = f"{self.scalesim_version}-{CONFIG_VERSION}"
-        self.timeout_s = float(timeout_s)
-        super().__init__(cache_dir=cache_dir, workers=workers)
+        self.timeout_s = None if timeout_s is None else float(timeout_s)
+        super().__init__(cache_dir=cache_dir, workers=workers, retry_failed=retry_failed)
 
     def describe(self) -> dict:
-        return {"name": self.name, "version": self.version, "scalesim": self.scalesim_version, "python": self.python}
+        timeout = "scaled (codesign.oracles.process.scaled_timeout)" if self.timeout_s is None else self.timeout_s
+        return {"name": self.name, "version": self.version, "scalesim": self.scalesim_version, "python": self.python,
+                "timeout_s": timeout}
+
+    def job_timeout(self, job: LayerJob) -> float:
+        return self.timeout_s if self.timeout_s is not None else scaled_timeout(job)
 
     @staticmethod
     def settings(job: LayerJob) -> dict:
@@ -230,11 +239,15 @@ class ScaleSimOracle(Oracle):
                                      channels=job.channels, num_filters=job.num_filters, stride=job.stride)
             (folder / "topo.csv").write_text(topo)
             (folder / "job.json").write_text(json.dumps(job.to_dict()))
+            limit, by_deadline = self.time_limit(job)
             try:
-                done = subprocess.run([self.python, "-c", WORKER, str(folder)], capture_output=True, text=True, timeout=self.timeout_s)
-            except subprocess.TimeoutExpired:
-                raise RuntimeError(f"SCALE-Sim timed out after {self.timeout_s:g} s on {job.canonical()}") from None
+                done = run_job_process([self.python, "-c", WORKER, str(folder)], input=None, timeout_s=limit)
+            except JobTimeout:
+                if by_deadline:
+                    raise OracleStopped("deadline") from None
+                raise
             if done.returncode != 0 or not (folder / "result.json").exists():
+                self.check_running()  # killed because the run was stopped: not the job's failure
                 tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
                 raise RuntimeError(f"SCALE-Sim failed on {job.canonical()}: {tail}")
             return json.loads((folder / "result.json").read_text())

@@ -1,0 +1,184 @@
+"""Oracle jobs that clean up after themselves and are remembered: a simulator's whole process group is
+killed on timeout and after it exits; the default timeout grows with the job; failures are cached
+with their reason; the deadline stops the oracle."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from codesign.oracles import LayerJob
+from codesign.oracles.base import Oracle, OracleCache, OracleJobError, OracleStopped
+from codesign.oracles.command import CommandOracle
+from codesign.oracles.emulated import EmulatedOracle
+from codesign.oracles.process import CEILING_S, FLOOR_S, running_pids, scaled_timeout
+
+HW = dict(array_h=8, array_w=8, dataflow="os", ifmap_sram_bytes=16384.0, filter_sram_bytes=16384.0, ofmap_sram_bytes=8192.0, bandwidth=10.0)
+
+#: A simulator that starts a child (a long `sleep`), records both pids, and waits for it.
+SIM = """#!/bin/sh
+sleep 300 >/dev/null 2>&1 &
+echo "$$ $!" >> "$SIM_PIDS"
+wait
+"""
+#: One that starts a child it does not wait for, then answers at once.
+LEAVES_CHILD = """#!/bin/sh
+sleep 300 >/dev/null 2>&1 &
+echo "$$ $!" >> "$SIM_PIDS"
+echo 1234
+"""
+
+
+def gemm(m: int = 64) -> LayerJob:
+    return LayerJob.gemm(m, 48, 80, **HW)
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (a killed child may wait a moment to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def all_gone(pids: list[int], within_s: float = 5.0) -> bool:
+    end = time.monotonic() + within_s
+    while time.monotonic() < end:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.05)
+    return not any(alive(p) for p in pids)
+
+
+def recorded_pids(path: Path) -> list[int]:
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def simulator(tmp_path: Path, text: str = SIM) -> tuple[Path, Path]:
+    script, pids = tmp_path / "sim.sh", tmp_path / "pids.txt"
+    script.write_text(text)
+    return script, pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
+def test_a_timed_out_simulator_dies_with_its_children_and_its_failure_is_remembered(tmp_path):
+    script, pids = simulator(tmp_path)
+    oracle = CommandOracle(["sh", str(script)], name="hangs", timeout_s=1.0, env={"SIM_PIDS": str(pids)}, cache_dir=tmp_path / "cache")
+    t0 = time.monotonic()
+    with pytest.raises(OracleJobError, match="timed out after 1 s"):
+        oracle.run([gemm()])
+    assert time.monotonic() - t0 < 10
+    started = recorded_pids(pids)
+    assert len(started) == 2  # the simulator and its child
+    assert all_gone(started), [p for p in started if alive(p)]
+    assert running_pids() == []
+    # Remembered: a new oracle on the same cache fails at once, without starting the simulator.
+    again = CommandOracle(["sh", str(script)], name="hangs", timeout_s=1.0, env={"SIM_PIDS": str(pids)}, cache_dir=tmp_path / "cache")
+    with pytest.raises(OracleJobError, match="timed out"):
+        again.run([gemm()])
+    assert recorded_pids(pids) == started and again.stats.failed_cached == 1 and again.stats.failed == 0
+    # A longer limit than the one it failed under runs it again.
+    longer = CommandOracle(["sh", str(script)], name="hangs", timeout_s=1.5, env={"SIM_PIDS": str(pids)}, cache_dir=tmp_path / "cache")
+    with pytest.raises(OracleJobError, match="timed out after 1.5 s"):
+        longer.run([gemm()])
+    assert len(recorded_pids(pids)) == 4 and all_gone(recorded_pids(pids))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
+def test_children_a_simulator_leaves_behind_are_killed_when_it_exits(tmp_path):
+    script, pids = simulator(tmp_path, LEAVES_CHILD)
+    oracle = CommandOracle(["sh", str(script)], env={"SIM_PIDS": str(pids)}, cache_dir=False)
+    assert oracle.run([gemm()])[0].total_cycles == 1234.0
+    started = recorded_pids(pids)
+    assert len(started) == 2 and all_gone(started)
+
+
+#: A stand-in for SCALE-Sim's interpreter: answers the version probe, then hangs in a run with a child.
+FAKE_SCALESIM_PYTHON = """#!/bin/sh
+case "$2" in
+  *importlib.metadata*) echo 3.0.0; exit 0;;
+esac
+sleep 300 >/dev/null 2>&1 &
+echo "$$ $!" >> "$SIM_PIDS"
+wait
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
+def test_a_timed_out_scalesim_run_dies_with_its_children(tmp_path, monkeypatch):
+    from codesign.oracles.scalesim import ScaleSimOracle
+
+    python, pids = simulator(tmp_path, FAKE_SCALESIM_PYTHON)
+    python.chmod(0o755)
+    monkeypatch.setenv("SIM_PIDS", str(pids))
+    oracle = ScaleSimOracle(python=str(python), timeout_s=1.0, cache_dir=tmp_path / "cache")
+    assert oracle.version == "3.0.0-cfg1" and ScaleSimOracle(python=str(python), cache_dir=False).describe()["timeout_s"].startswith("scaled")
+    with pytest.raises(OracleJobError, match="scalesim: timed out after 1 s"):
+        oracle.run([gemm()])
+    started = recorded_pids(pids)
+    assert len(started) == 2 and all_gone(started)
+
+
+def test_the_default_timeout_grows_with_the_job_between_a_floor_and_a_ceiling():
+    tiny, big = gemm(8), LayerJob.gemm(3136, 256, 2304, **HW)
+    assert FLOOR_S <= scaled_timeout(tiny) < FLOOR_S + 1  # a tiny job: the floor (start-up), not its work
+    assert FLOOR_S < scaled_timeout(LayerJob.gemm(3136, 64, 576, **{**HW, "array_h": 64, "array_w": 64})) < scaled_timeout(big)
+    assert scaled_timeout(big) == CEILING_S  # 1.8 G MACs on an 8×8 array: capped
+    wide = LayerJob.gemm(3136, 128, 1152, **{**HW, "array_h": 64, "array_w": 64})
+    narrow = LayerJob.gemm(3136, 128, 1152, **HW)
+    assert scaled_timeout(narrow) > scaled_timeout(wide)  # the same layer simulates longer on a smaller array
+    assert CommandOracle(["true"], cache_dir=False).job_timeout(narrow) == scaled_timeout(narrow)
+    assert CommandOracle(["true"], timeout_s=5, cache_dir=False).job_timeout(narrow) == 5.0
+
+
+class Flaky(Oracle):
+    """Fails on M == 99; counts what it really runs."""
+
+    name = "flaky-jobs"
+    version = "1"
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.calls: list[int] = []
+
+    def simulate(self, job):
+        self.calls.append(job.M)
+        if job.M == 99:
+            raise ValueError("licence server unreachable")
+        return {"total_cycles": float(job.M * 10)}
+
+
+def test_failed_jobs_are_cached_with_their_reason_and_not_run_again(tmp_path):
+    oracle = Flaky(cache_dir=tmp_path)
+    with pytest.raises(OracleJobError, match="ValueError: licence server unreachable") as info:
+        oracle.run([gemm(99), gemm(16), gemm(32)])
+    assert sorted(oracle.calls) == [16, 32, 99]  # the jobs after the failing one still ran
+    assert [job.M for job, _ in info.value.failures] == [99]
+    cache = OracleCache(tmp_path / "flaky-jobs-1.sqlite")
+    assert [j.M for j, _ in cache.items()] and {j.M for j, _ in cache.items()} == {16, 32}  # failures are no training data
+    assert [(j.M, reason) for j, reason in cache.failures()] == [(99, "ValueError: licence server unreachable")]
+    again = Flaky(cache_dir=tmp_path)
+    with pytest.raises(OracleJobError, match="licence server"):
+        again.run([gemm(99), gemm(16)])
+    assert again.calls == [] and again.stats.failed_cached == 1 and again.stats.cache_hits == 1
+    assert again.answered([gemm(99), gemm(16), gemm(48)]) == [True, True, False]
+    retry = Flaky(cache_dir=tmp_path, retry_failed=True)
+    with pytest.raises(OracleJobError):
+        retry.run([gemm(99)])
+    assert retry.calls == [99]
+
+
+def test_the_deadline_stops_the_oracle_and_keeps_what_finished():
+    oracle = EmulatedOracle(sleep_s=0.15)
+    oracle.set_deadline(0.4)
+    jobs = [gemm(m) for m in range(8, 16)]
+    with pytest.raises(OracleStopped) as info:
+        oracle.run(jobs)
+    assert info.value.reason == "deadline"
+    done = oracle.answered(jobs)
+    assert 1 <= sum(done) < len(jobs) and done == sorted(done, reverse=True)  # the first ones, in order
+    oracle.set_deadline(None)
+    assert len(oracle.run(jobs)) == len(jobs)  # no failure was recorded for the stopped jobs
