@@ -64,7 +64,7 @@ def test_plot_front(tmp_path, trials, objectives):
 def test_plot_front_validates(tmp_path, trials):
     front = front_of(trials, ["latency_s", "energy_j"])
     with pytest.raises(ValueError, match="objectives"):
-        plot_front(trials, front, ["latency_s"], tmp_path / "x.png")
+        plot_front(trials, front, [], tmp_path / "x.png")
     with pytest.raises(ValueError, match="front"):
         plot_front(trials, front.drop(columns="energy_j"), ["latency_s", "energy_j"], tmp_path / "x.png")
     with pytest.raises(ValueError, match="trials"):
@@ -157,3 +157,92 @@ def test_units():
     assert axis_label("hw.pe_rows") == ("hw.pe_rows", 1.0)
     assert format_value(0.0042, "latency_s") == "4.2 ms"
     assert format_value(256, "hw.sram_kib") == "256 KiB"
+
+
+# --- one objective, budgets, log axes, full layer names ----------------------------------------------
+@pytest.fixture
+def captured(monkeypatch):
+    """The figures the plots save (they are closed, but their artists can still be read)."""
+    import codesign.plots._style as style
+    import codesign.plots.plots as plots_module
+    import codesign.plots.schedule_plots as schedule_module
+
+    figures = []
+    original = style.save_figure
+
+    def capture(fig, path):
+        figures.append(fig)
+        return original(fig, path)
+
+    for module in (plots_module, schedule_module):
+        monkeypatch.setattr(module, "save_figure", capture)
+    return figures
+
+
+def _budget_lines(fig):
+    from codesign.plots._style import BUDGET_COLOR
+
+    lines = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_color() == BUDGET_COLOR]
+    return [(ln.get_xdata()[0], ln.get_ydata()[0], ln.axes) for ln in lines]
+
+
+def test_plot_front_with_one_objective_draws_every_trial_and_the_best_so_far(tmp_path, trials, captured):
+    front = front_of(trials, ["latency_s"])
+    assert len(front) == 1
+    out = plot_front(trials, front, ["latency_s"], tmp_path / "one.png", constraints={"latency_s": 5e-3, "area_mm2": 30.0})
+    assert_png(out)
+    (ax,) = [a for a in captured[0].axes if a.get_lines()]
+    assert ax.get_xlabel() == "Trial" and ax.get_ylabel().startswith("Latency")
+    assert ax.get_yscale() == "log"  # 3 decades of latency
+    best = [ln for ln in ax.get_lines() if ln.get_label() == "best so far"][0]
+    ys = best.get_ydata()
+    assert (np.diff(ys) <= 0).all() and ys[-1] == pytest.approx(front["latency_s"].iloc[0] * 1e3)  # ms on the axis
+    assert [(y, a is ax) for _, y, a in _budget_lines(captured[0])] == [(pytest.approx(5.0), True)]  # 5 ms; area is no axis here
+
+
+def test_budgets_are_lines_on_every_axis_of_their_metric(tmp_path, trials, captured):
+    objectives = ["energy_j", "cost_usd"]
+    front = front_of(trials, objectives)
+    plot_front(trials, front, objectives, tmp_path / "two.png", constraints={"cost_usd": 90.0, "latency_s": 1e-3})
+    lines = _budget_lines(captured[-1])
+    assert len(lines) == 1 and lines[0][1] == pytest.approx(90.0)  # horizontal, at the budget (kept in view)
+    assert lines[0][2].get_ylim()[1] >= 90.0
+    plot_front(trials, front_of(trials, OBJ3), OBJ3, tmp_path / "three.png", constraints={"area_mm2": 35.0})
+    # area is the third objective: a line in each panel that has it on an axis (2 pairs + its histogram)
+    assert len(_budget_lines(captured[-1])) == 3
+    with pytest.raises(ValueError, match="constraints"):
+        plot_front(trials, front, objectives, tmp_path / "x.png", constraints={"cost_usd": "cheap"})
+    assert plt.get_fignums() == []
+
+
+def test_an_axis_is_logarithmic_where_the_front_spans_a_decade(tmp_path, captured):
+    from codesign.plots.plots import log_axis
+
+    assert log_axis(np.array([1.0, 5.0, 12.0]), np.array([1.0, 12.0]))  # the front alone spans > 1 decade
+    assert not log_axis(np.array([1.0, 5.0, 9.0]), np.array([1.0, 9.0]))
+    assert log_axis(np.array([1.0, 200.0]), np.array([2.0]))  # everything in view spans > 2 decades
+    n = 30
+    df = pd.DataFrame({"trial": np.arange(n), "latency_s": np.geomspace(1e-4, 3e-3, n), "cost_usd": np.linspace(50, 40, n),
+                       "feasible": True})
+    plot_front(df, front_of(df, ["latency_s", "cost_usd"]), ["latency_s", "cost_usd"], tmp_path / "f.png")
+    ax = captured[-1].axes[0]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "linear"
+
+
+def test_gantt_names_every_layer_in_full(tmp_path, captured):
+    from codesign.plots.schedule_plots import gantt_labels
+
+    names = ["conv1", "layer4.1.conv2_with_a_very_long_descriptive_name", "fc"]
+    inside, key = gantt_labels(names, [200.0, 30.0, 2.0])
+    assert inside == ["conv1", "1", ""] and key == [(1, 1), (2, 2)]
+    rows, t = [], [0.0, 0.0]
+    for k in range(40):
+        dur = 1e-5 * (1 + (k % 5) ** 3)
+        rows.append({"layer": f"stage{k // 8}.block{k % 8}.depthwise_conv3x3_expand_{k}", "core": k % 2,
+                     "start_s": t[k % 2], "end_s": t[k % 2] + dur, "dataflow": "ws"})
+        t[k % 2] += dur
+    assert_png(plot_gantt(pd.DataFrame(rows), tmp_path / "gantt.png"))
+    texts = "\n".join(text.get_text() for ax in captured[-1].axes for text in ax.texts)
+    assert "…" not in texts
+    for row in rows:
+        assert row["layer"] in texts

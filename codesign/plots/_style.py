@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 __all__ = [
     "plt", "save_figure", "check_path", "closing_on_error", "DATAFLOW_COLORS", "DATAFLOW_NAMES", "dataflow_color",
-    "TRIAL_COLOR", "INFEASIBLE_COLOR", "FRONT_COLOR", "KNEE_COLOR",
+    "TRIAL_COLOR", "INFEASIBLE_COLOR", "FRONT_COLOR", "KNEE_COLOR", "BUDGET_COLOR",
 ]
 
 # Okabe-Ito colours (colour-blind safe).
@@ -22,6 +22,7 @@ TRIAL_COLOR = "0.55"
 INFEASIBLE_COLOR = "#D55E00"
 FRONT_COLOR = "#0072B2"
 KNEE_COLOR = "#F0E442"
+BUDGET_COLOR = "#CC79A7"  # budgets (constraints) drawn as lines
 
 DATAFLOW_NAMES = {"ws": "weight stationary", "os": "output stationary", "is": "input stationary"}
 

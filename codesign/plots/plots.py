@@ -3,8 +3,10 @@
 Every function draws with the headless Agg backend, writes a PNG at ``path``
 (parent folders are created), closes its figure and returns the path as a
 :class:`pathlib.Path`. Axis labels carry the quantity and its unit, SI-prefixed
-where that helps (see :mod:`codesign.plots._units`); an axis switches to log
-scale when its data spans more than two decades.
+where that helps (see :mod:`codesign.plots._units`); an objective axis switches to
+log scale when the front alone spans a decade or its view (feasible trials, front,
+budget) spans more than two (:func:`log_axis`). Budgets (the design's constraints)
+are dashed lines on every axis of their metric.
 
 The per-candidate plots (:func:`plot_floorplan`, :func:`plot_gantt`) live in
 :mod:`codesign.plots.schedule_plots` and are re-exported here.
@@ -13,7 +15,6 @@ The per-candidate plots (:func:`plot_floorplan`, :func:`plot_gantt`) live in
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LogNorm, Normalize
 
 from codesign.plots._style import (
+    BUDGET_COLOR,
     FRONT_COLOR,
     INFEASIBLE_COLOR,
     KNEE_COLOR,
@@ -31,54 +33,18 @@ from codesign.plots._style import (
     plt,
     save_figure,
 )
+from codesign.plots._axes import Axis, apply_axes, axis_for, budget_lines, budget_text, plotted_budgets, log_axis
 from codesign.plots._units import axis_label, format_value, quantity, spans_decades
 from codesign.plots.schedule_plots import plot_floorplan, plot_gantt
 
 __all__ = [
+    "log_axis",
     "plot_front",
     "plot_hypervolume_history",
     "plot_parallel_coordinates",
     "plot_floorplan",
     "plot_gantt",
 ]
-
-
-@dataclass(frozen=True)
-class _Axis:
-    """How one objective is drawn: label, multiplier to display units, log scale, limits."""
-
-    label: str
-    factor: float
-    log: bool
-    lim: tuple[float, float]
-
-
-def _axis_for(column: str, view: np.ndarray) -> _Axis:
-    """Label/scale/limits for ``column`` from the finite values ``view`` that must be visible."""
-    view = view[np.isfinite(view)]
-    label, factor = axis_label(column, view if view.size else None)
-    log = spans_decades(view)
-    if view.size == 0:
-        return _Axis(label, factor, False, (0.0, 1.0))
-    lo, hi = float(view.min()) * factor, float(view.max()) * factor
-    if log:
-        pad = 10 ** (0.05 * np.log10(hi / lo))
-        lim = (lo / pad, hi * pad)
-    else:
-        pad = 0.05 * (hi - lo) if hi > lo else (0.05 * abs(hi) or 1.0)
-        lim = (lo - pad, hi + pad)
-    return _Axis(label, factor, log, lim)
-
-
-def _apply(ax, xaxis: _Axis | None, yaxis: _Axis | None) -> None:
-    if xaxis is not None:
-        if xaxis.log:
-            ax.set_xscale("log")
-        ax.set_xlim(*xaxis.lim)
-    if yaxis is not None:
-        if yaxis.log:
-            ax.set_yscale("log")
-        ax.set_ylim(*yaxis.lim)
 
 
 def _check_columns(frame, columns: Sequence[str], name: str) -> None:
@@ -103,7 +69,7 @@ def _resolve_knee(front: pd.DataFrame, knee) -> int | None:
     raise ValueError(f"knee: {knee!r} is neither an index label nor a position of front ({len(front)} rows)")
 
 
-def _knee_text(front: pd.DataFrame, pos: int, objectives: Sequence[str], axes: Sequence[_Axis]) -> str:
+def _knee_text(front: pd.DataFrame, pos: int, objectives: Sequence[str], axes: Sequence[Axis]) -> str:
     """Legend text of the knee: its trial and objective values in the units of the axes."""
     row = front.iloc[pos]
     head = f"knee (trial {row['trial']})" if "trial" in front.columns else "knee"
@@ -122,10 +88,12 @@ def plot_front(
     *,
     knee=None,
     title: str | None = None,
+    constraints: Mapping[str, float] | None = None,
 ) -> Path:
     """Pareto front over all trials.
 
-    Two objectives: one scatter of all trials (feasible ones faded grey,
+    One objective: the objective of every trial against the trial number, the best-so-far
+    line, and the best design(s) (``front``) marked. Two objectives: one scatter of all trials (feasible ones faded grey,
     infeasible ones as faded crosses), the front highlighted and joined by its
     attainment step line, the knee starred and annotated. Three or more: a
     corner scatter matrix (every pair once, histograms of the feasible trials
@@ -137,19 +105,24 @@ def plot_front(
     Args:
         trials: trials table ``[n, ...]`` with ``feasible`` and the objective columns.
         front: the front rows ``[k, ...]`` (e.g. :func:`codesign.search.pareto.front_of`).
-        objectives: ``[m]`` objective column names, ``m >= 2``.
+        objectives: ``[m]`` objective column names, ``m >= 1``.
         path: PNG file to write.
         knee: the knee as an index label of ``front`` (or, failing that, a
             position in it); ``None`` for no knee marker.
         title: figure title (default: front size and trial counts).
+        constraints: the design's budgets, metric -> upper bound; those on a plotted
+            objective are drawn as dashed lines (and kept in view).
     """
     path = check_path(path)
-    if isinstance(objectives, str) or len(objectives) < 2:
-        raise ValueError(f"objectives: need a list of at least 2 columns, got {objectives!r}")
+    if isinstance(objectives, str) or len(objectives) < 1:
+        raise ValueError(f"objectives: need a list of at least 1 column, got {objectives!r}")
     objectives = list(objectives)
     _check_columns(trials, [*objectives, "feasible"], "trials")
     _check_columns(front, objectives, "front")
     knee_pos = _resolve_knee(front, knee)
+    budgets = plotted_budgets(constraints, objectives)
+    if len(objectives) == 1:
+        return _plot_single(trials, front, objectives[0], path, knee_pos, title, budgets.get(objectives[0]))
 
     vals = trials[objectives].to_numpy(dtype=float)
     fvals = front[objectives].to_numpy(dtype=float)
@@ -157,7 +130,8 @@ def plot_front(
     feasible = trials["feasible"].fillna(False).astype(bool).to_numpy()
     feas, infeas = vals[finite & feasible], vals[finite & ~feasible]
     view = np.vstack([feas, fvals]) if len(feas) + len(fvals) else infeas
-    axes = [_axis_for(c, view[:, j]) for j, c in enumerate(objectives)]
+    axes = [axis_for(c, np.append(view[:, j], budgets.get(c, np.nan)), fvals[:, j]) for j, c in enumerate(objectives)]
+    lines = [budgets.get(c) for c in objectives]
 
     def outside(points: np.ndarray) -> int:
         inside = np.ones(len(points), dtype=bool)
@@ -181,6 +155,7 @@ def plot_front(
         fig, ax = plt.subplots(figsize=(7.0, 5.0))
         with closing_on_error(fig):
             _scatter_pair(ax, 0, 1, axes, feas, infeas, fvals, knee_pos, labels, step=True)
+            budget_lines(ax, objectives, axes, lines, (0, 1))
             ax.set_xlabel(axes[0].label)
             ax.set_ylabel(axes[1].label)
             ax.grid(True, which="major", alpha=0.3)
@@ -199,8 +174,10 @@ def plot_front(
                     continue
                 if i == j:
                     _diagonal_hist(ax, axes[i], feas[:, i], fvals[:, i])
+                    budget_lines(ax, objectives, axes, lines, (i, None))
                 else:
                     _scatter_pair(ax, j, i, axes, feas, infeas, fvals, knee_pos, labels, step=False)
+                    budget_lines(ax, objectives, axes, lines, (j, i))
                     ax.grid(True, which="major", alpha=0.3)
                 ax.tick_params(labelsize=7)
                 if i == m - 1:
@@ -218,10 +195,51 @@ def plot_front(
     return save_figure(fig, path)
 
 
+def _plot_single(trials: pd.DataFrame, front: pd.DataFrame, objective: str, path: Path, knee_pos, title, budget) -> Path:
+    """One objective: every trial's value by trial number, the best so far, the best design(s)."""
+    order = trials["trial"].to_numpy(dtype=float) if "trial" in trials.columns else np.arange(len(trials), dtype=float)
+    vals = trials[objective].to_numpy(dtype=float)
+    feasible = trials["feasible"].fillna(False).astype(bool).to_numpy() & np.isfinite(vals)
+    infeasible = ~trials["feasible"].fillna(False).astype(bool).to_numpy() & np.isfinite(vals)
+    best = front[objective].to_numpy(dtype=float)
+    view = np.concatenate([vals[feasible], best, [budget] if budget is not None else []])
+    sort = np.argsort(order[feasible], kind="stable")
+    running = np.minimum.accumulate(vals[feasible][sort]) if feasible.any() else np.zeros(0)
+    axis = axis_for(objective, view if view.size else vals[infeasible], running)  # log where the best so far spans a decade
+    k = axis.factor
+    fig, ax = plt.subplots(figsize=(7.0, 4.5))
+    with closing_on_error(fig):
+        apply_axes(ax, None, axis)
+        ax.scatter(order[feasible], vals[feasible] * k, s=10, color=TRIAL_COLOR, alpha=0.45, linewidths=0,
+                   label=f"feasible trials ({int(feasible.sum())})", zorder=1)
+        if infeasible.any():
+            shown = vals[infeasible] * k
+            off = int(((shown < axis.lim[0]) | (shown > axis.lim[1])).sum())
+            ax.scatter(order[infeasible], shown, s=14, marker="x", color=INFEASIBLE_COLOR, alpha=0.35, linewidths=0.8,
+                       label=f"infeasible trials ({int(infeasible.sum())}" + (f", {off} off-view)" if off else ")"), zorder=1)
+        if feasible.any():
+            ax.step(order[feasible][sort], running * k, where="post", color=FRONT_COLOR, lw=1.5, label="best so far", zorder=2)
+        if len(front):
+            x = front["trial"].to_numpy(dtype=float) if "trial" in front.columns else np.full(len(front), np.nan)
+            text = f"best: {format_value(float(best.min()), objective)}"
+            if "trial" in front.columns:
+                text += f" (trial {', '.join(str(t) for t in front['trial'].tolist()[:3])})"
+            ax.scatter(x, best * k, s=160, marker="*", color=KNEE_COLOR, edgecolors="black", linewidths=0.8,
+                       label=text, zorder=4)
+        if budget is not None:
+            ax.axhline(budget * k, color=BUDGET_COLOR, ls="--", lw=1.2, label=budget_text(objective, budget), zorder=2)
+        ax.set_xlabel("Trial")
+        ax.set_ylabel(axis.label)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.set_title(title or f"{quantity(objective).name}: best of {int(feasible.sum())} feasible trials ({len(trials)} total)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    return save_figure(fig, path)
+
+
 def _scatter_pair(ax, jx, jy, axes, feas, infeas, fvals, knee_pos, labels, *, step: bool) -> None:
     """Trials, front and knee in objective ``jx`` (horizontal) against ``jy`` (vertical)."""
     ax_x, ax_y = axes[jx], axes[jy]
-    _apply(ax, ax_x, ax_y)
+    apply_axes(ax, ax_x, ax_y)
     sx, sy = ax_x.factor, ax_y.factor
     ax.scatter(feas[:, jx] * sx, feas[:, jy] * sy, s=10, color=TRIAL_COLOR, alpha=0.35, linewidths=0,
                label=labels["trials"], zorder=1)
@@ -245,9 +263,9 @@ def _scatter_pair(ax, jx, jy, axes, feas, infeas, fvals, knee_pos, labels, *, st
                         arrowprops=dict(arrowstyle="-", color="0.3", lw=0.8))
 
 
-def _diagonal_hist(ax, axis: _Axis, feas: np.ndarray, front: np.ndarray) -> None:
+def _diagonal_hist(ax, axis: Axis, feas: np.ndarray, front: np.ndarray) -> None:
     """Histogram of one objective: feasible trials (grey) and front (blue)."""
-    _apply(ax, axis, None)
+    apply_axes(ax, axis, None)
     lo, hi = axis.lim
     bins = np.geomspace(lo, hi, 21) if axis.log else np.linspace(lo, hi, 21)
     if len(feas):

@@ -48,6 +48,42 @@ def _ellipsize(text: str, n: int) -> str:
     return text if len(text) <= n else text[: max(n - 1, 1)] + "…"
 
 
+#: Width of one character of the in-bar labels (6.5 pt bold sans), in points.
+CHAR_PT = 6.5 * 0.62
+
+
+def gantt_labels(names: list[str], widths_pt) -> tuple[list[str], list[tuple[int, int]]]:
+    """The text inside each bar of a Gantt chart, and the key of the rest.
+
+    A bar ``widths_pt[i]`` points wide holds ``names[i]`` in full when it fits, else its key
+    number (``"7"``) when that fits, else nothing; ``key`` lists ``(number, i)`` for every bar
+    without its full name, numbered 1, 2, ... in the order of ``names``. No name is shortened.
+    """
+    inside, key = [], []
+    for i, (name, width) in enumerate(zip(names, widths_pt)):
+        room = int((float(width) - 4) / CHAR_PT)
+        if len(name) <= room:
+            inside.append(name)
+            continue
+        number = len(key) + 1
+        key.append((number, i))
+        inside.append(str(number) if len(str(number)) <= room else "")
+    return inside, key
+
+
+def _draw_key(ax, lines: list[str]) -> None:
+    """The numbered layers under the chart, in columns (monospace, so the numbers line up)."""
+    if not lines:
+        return
+    widest = max(len(line) for line in lines)
+    columns = max(1, min(3, 150 // max(widest, 1)))
+    per_column = -(-len(lines) // columns)
+    for c in range(columns):
+        chunk = lines[c * per_column : (c + 1) * per_column]
+        ax.text(c / columns, -0.32, "\n".join(chunk), transform=ax.transAxes, ha="left", va="top",
+                fontsize=6.5, family="monospace")
+
+
 def _parse_design_graph(g: nx.Graph):
     """Split ``g`` into cores, DRAM ports, links, layer mappings and data edges (validated)."""
     cores, ports = {}, {}
@@ -243,7 +279,9 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
         path: PNG file to write.
         title: figure title (default: layer and core counts, makespan).
 
-    Bars wide enough carry their layer name; the makespan is marked.
+    Every layer's name is given in full, never cut: in its bar when the bar is wide enough,
+    else the bar carries a number and the key under the chart gives the number's layer, core
+    and start time. The makespan is marked.
     """
     path = check_path(path)
     cols = ["layer", "core", "start_s", "end_s", "dataflow"]
@@ -286,13 +324,14 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
         bbox = ax.get_window_extent()
         x_lo, x_hi = ax.get_xlim()
         pts_per_unit = bbox.width * 72 / fig.dpi / (x_hi - x_lo)
-        for name, s, e, y in zip(schedule["layer"].astype(str), start, end, ys):
-            width_pt = (e - s) * factor * pts_per_unit
-            fits = int((width_pt - 4) / (6.5 * 0.62))
-            if fits >= min(len(name), 6):
-                text = _ellipsize(name, fits)
+        names = schedule["layer"].astype(str).tolist()
+        inside, key = gantt_labels(names, (end - start) * factor * pts_per_unit)
+        for text, s, e, y in zip(inside, start, end, ys):
+            if text:
                 ax.text((s + e) / 2 * factor, y, text, ha="center", va="center", fontsize=6.5,
                         color="white", fontweight="bold", clip_on=True)
+        _draw_key(ax, [f"{number:>3}  {names[i]}  (core {core[i]}, from {format_value(start[i], 'time_s')})"
+                       for number, i in key])
         ax.axvline(makespan * factor, color="black", ls="--", lw=1)
         ax.text(makespan * factor, -0.5, f" makespan {format_value(makespan, 'time_s')}",
                 ha="right", va="bottom", fontsize=8)
