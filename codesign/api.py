@@ -71,6 +71,7 @@ def explore(
     say=lambda msg: print(msg, file=sys.stderr),
     oracle=None,
     oracle_budget: int | None = None,
+    oracle_deadline: float | None = None,
     strategy: str | None = None,
     sampler: str | None = None,
     refine: str | None = None,
@@ -95,6 +96,8 @@ def explore(
         oracle, oracle_budget: an oracle (``emulated``, ``scalesim``, ``package.module:attr``)
             and the designs it may evaluate: the surrogate-assisted loop instead
             (:mod:`codesign.search.surrogate_loop`; ``trials`` is then per round).
+        oracle_deadline: seconds after which the oracle loop asks the oracle nothing more and
+            reports what it has verified (default: no deadline).
     """
     design = _as_design(design)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
@@ -106,7 +109,11 @@ def explore(
     seed = design.search.seed if seed is None else seed
     if oracle is not None or oracle_budget is not None:
         _check_oracle_arguments(oracle, oracle_budget, storage, strategy, sampler, refine)
-        return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials, seed=seed, out=out, device=device, say=say)
+        return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials, seed=seed, out=out, device=device, say=say,
+                                   deadline_s=oracle_deadline)
+    if oracle_deadline is not None:
+        raise ArgumentError("oracle_deadline", oracle_deadline, "bounds an oracle run; give {oracle} too, or leave {arg} out",
+                            related={"oracle": "oracle"})
     strategy = _choose("strategy", strategy, design.search.strategy, STRATEGIES)
     sampler = _choose("sampler", sampler, design.search.sampler, SAMPLERS)
     refine = _choose("refine", refine, design.search.refine, REFINE_METHODS)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from codesign.argtypes import non_negative_int, positive_int
+from codesign.argtypes import non_negative_int, positive_float, positive_int
 from codesign.errors import ArgumentError, UserError
 from codesign.vocab import DEVICES, REFINE_METHODS, SAMPLERS, STRATEGIES
 
@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--no-progress", action="store_true", help="no progress bar")
     ex.add_argument("--oracle", help="slow trusted oracle (emulated, scalesim, package.module:attr): surrogate-assisted search")
     ex.add_argument("--oracle-budget", type=positive_int, help="designs the oracle may evaluate (with --oracle)")
+    ex.add_argument("--oracle-deadline", type=positive_float, metavar="SECONDS",
+                    help="stop asking the oracle after this many seconds; keep and report what it verified (with --oracle)")
     ex.add_argument("--strategy", choices=STRATEGIES,
                     help="joint NSGA-II over hardware and schedule (default), sequential (hardware first, then schedule), random")
     ex.add_argument("--sampler", choices=SAMPLERS, help="the joint strategy's Optuna sampler (default: nsga2)")
@@ -66,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             run = api.explore(
                 args.design, trials=args.trials, seed=args.seed, out=args.out, storage=args.storage,
                 device=args.device, progress=not args.no_progress and sys.stderr.isatty(),
-                oracle=args.oracle, oracle_budget=args.oracle_budget, strategy=args.strategy, sampler=args.sampler,
+                oracle=args.oracle, oracle_budget=args.oracle_budget, oracle_deadline=args.oracle_deadline, strategy=args.strategy, sampler=args.sampler,
                 refine=args.refine,
             )
             s = run.summary

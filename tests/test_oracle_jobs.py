@@ -1,9 +1,14 @@
 """Oracle jobs that clean up after themselves and are remembered: a simulator's whole process group is
-killed on timeout and after it exits; the default timeout grows with the job; failures are cached
-with their reason; the deadline stops the oracle."""
+killed on timeout, after it exits, and on SIGTERM to a real `codesign explore --oracle`; the default
+timeout grows with the job; failures are cached with their reason; the deadline stops the oracle."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +19,9 @@ from codesign.oracles.base import Oracle, OracleCache, OracleJobError, OracleSto
 from codesign.oracles.command import CommandOracle
 from codesign.oracles.emulated import EmulatedOracle
 from codesign.oracles.process import CEILING_S, FLOOR_S, running_pids, scaled_timeout
+from tests.helpers import write_design
 
+ROOT = Path(__file__).resolve().parents[1]
 HW = dict(array_h=8, array_w=8, dataflow="os", ifmap_sram_bytes=16384.0, filter_sram_bytes=16384.0, ofmap_sram_bytes=8192.0, bandwidth=10.0)
 
 #: A simulator that starts a child (a long `sleep`), records both pids, and waits for it.
@@ -182,3 +189,48 @@ def test_the_deadline_stops_the_oracle_and_keeps_what_finished():
     assert 1 <= sum(done) < len(jobs) and done == sorted(done, reverse=True)  # the first ones, in order
     oracle.set_deadline(None)
     assert len(oracle.run(jobs)) == len(jobs)  # no failure was recorded for the stopped jobs
+
+
+SLOW_PLUGIN = """
+from codesign.oracles.command import CommandOracle
+
+class Slow(CommandOracle):
+    name = "slowsim"
+    version = "1"
+
+    def __init__(self, **options):
+        super().__init__(["sh", {script!r}], env={{"SIM_PIDS": {pids!r}}}, **options)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_an_oracle_run_kills_the_simulator_and_its_child(tmp_path, signum):
+    script, pids = simulator(tmp_path)
+    (tmp_path / "slowsim.py").write_text(SLOW_PLUGIN.format(script=str(script), pids=str(pids)))
+    design = write_design(tmp_path / "d")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "CODESIGN_ORACLE_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "codesign", "explore", str(design), "--oracle", "slowsim:Slow", "--oracle-budget", "12",
+                             "--out", str(out), "--device", "cpu", "--no-progress"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        end = time.monotonic() + 120
+        while not recorded_pids(pids) and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.1)
+        started = recorded_pids(pids)
+        assert len(started) == 2, proc.stderr.read() if proc.poll() is not None else "no simulator started"
+        assert all(alive(p) for p in started)
+        proc.send_signal(signum)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert all_gone(started), [p for p in started if alive(p)]
+    assert recorded_pids(pids) == started  # no job started after the signal
+    assert "Traceback" not in stderr, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["signal"] == signal.Signals(signum).name
+    assert json.loads((out / "run.json").read_text())["kind"] == "surrogate_loop"
+    # The job killed by the signal is not remembered as a failure.
+    assert OracleCache(tmp_path / "cache" / "slowsim-1.sqlite").failures() == []

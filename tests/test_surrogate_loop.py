@@ -115,3 +115,121 @@ def test_oracle_loop_refuses_pipelined_and_latency_free_designs(tmp_path):
     no_latency.write_text(text)
     with pytest.raises(UserError, match="the oracle loop corrects latency_s, which is neither an objective nor a constraint"):
         explore(no_latency, oracle="emulated", oracle_budget=20, out=tmp_path / "b")
+
+
+# --- robustness: failures, deadline, rounds stored as they finish, resume ---------------------------------
+FAST = dict(initial=8, batch=4, inner_trials=48, steps=40, members=3, hidden=16)
+
+
+def _explore(design_path, out, oracle, budget=16, **settings):
+    from codesign.design import load_design
+    from codesign.runs.oracle import explore_with_oracle
+
+    loop_settings = LoopSettings(budget=budget, **{**FAST, **settings})
+    return explore_with_oracle(load_design(design_path), oracle=oracle, budget=budget, trials=None, seed=3, out=out,
+                               device="cpu", say=lambda *_: None, settings=loop_settings)
+
+
+class StopsAtCall(EmulatedOracle):
+    """The emulated oracle, stopped (as a signal stops it) when ``run`` is called the ``at``-th time."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def run(self, jobs, progress=None):
+        self.calls += 1
+        if self.calls == self.at:
+            self.stop()
+        return super().run(jobs, progress)
+
+
+class AlwaysFails(EmulatedOracle):
+    name = "always-fails"
+    simulated = 0
+
+    def simulate(self, job):
+        AlwaysFails.simulated += 1
+        raise RuntimeError(f"simulator crashed on a {job.array_h}x{job.array_w} array")
+
+
+def test_every_round_is_stored_as_it_finishes_and_a_rerun_resumes_without_double_counting(tmp_path):
+    design = tiny_design(tmp_path)
+    stopped = _explore(design, tmp_path / "run", StopsAtCall(3))  # round 2 is cut short
+    assert stopped.summary["status"] == "interrupted"
+    stored = pd.read_csv(tmp_path / "run" / "oracle_trials.csv")
+    assert len(stored) == 12 and sorted(set(stored["round"])) == [0, 1]
+    assert list(pd.read_csv(tmp_path / "run" / "rounds.csv")["round"]) == [1]
+    assert (tmp_path / "run" / "front.csv").is_file() and not (tmp_path / "run" / "surrogate").exists()
+    resumed = _explore(design, tmp_path / "run", EmulatedOracle())
+    assert resumed.summary["status"] == "finished" and resumed.summary["designs_verified"] == 16
+    again = pd.read_csv(tmp_path / "run" / "oracle_trials.csv")
+    assert len(again) == 16 and list(pd.read_csv(tmp_path / "run" / "rounds.csv")["round"]) == [1, 2]
+    knobs = [c for c in again.columns if c.startswith(("hw.", "sched."))]
+    assert not again.duplicated(subset=knobs).any()
+    pd.testing.assert_frame_equal(again.iloc[:12][knobs], stored[knobs])
+    # The resumed run is the run that was never interrupted.
+    _explore(design, tmp_path / "whole", EmulatedOracle())
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "oracle_trials.csv")[knobs + ["round", "role"]],
+                                  again[knobs + ["round", "role"]])
+    with pytest.raises(UserError, match="oracle_budget=12: the run folder .* already holds 16"):
+        _explore(design, tmp_path / "run", EmulatedOracle(), budget=12, initial=8, batch=4)
+
+
+def test_when_every_initial_design_fails_one_line_says_why_and_the_failures_are_kept_and_remembered(tmp_path, capsys):
+    design = tiny_design(tmp_path)
+    cache = tmp_path / "cache"
+    with pytest.raises(UserError) as info:
+        _explore(design, tmp_path / "run", AlwaysFails(cache_dir=cache))
+    message = str(info.value)
+    assert "\n" not in message and "every one of the 8 initial designs failed" in message
+    assert "simulator crashed on a" in message
+    kept = pd.read_csv(tmp_path / "run" / "oracle_trials.csv")
+    assert len(kept) == 8 and kept["fail_reason"].str.contains("simulator crashed").all()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["n_failed"] == 8 and summary["error"] == message
+    before = AlwaysFails.simulated
+    with pytest.raises(UserError, match="every one of the 8 initial designs failed"):
+        _explore(design, tmp_path / "other", AlwaysFails(cache_dir=cache))
+    assert AlwaysFails.simulated == before  # remembered: no job ran again
+
+
+class DeadlineAtCall(EmulatedOracle):
+    """The emulated oracle whose deadline passes when ``run`` is called the ``at``-th time."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.at, self.calls = at, 0
+
+    def run(self, jobs, progress=None):
+        self.calls += 1
+        if self.calls == self.at:
+            self.deadline = 0.0  # long past
+        return super().run(jobs, progress)
+
+
+def test_the_deadline_stops_the_loop_and_reports_what_was_verified(tmp_path, capsys):
+    design = tiny_design(tmp_path)
+    run = _explore(design, tmp_path / "run", DeadlineAtCall(2))
+    assert run.summary["status"] == "finished" and run.summary["stopped_by"] == "deadline"
+    assert run.summary["designs_verified"] == 8 and len(pd.read_csv(tmp_path / "run" / "oracle_trials.csv")) == 8
+    assert (tmp_path / "run" / "front.csv").is_file() and run.summary["hypervolume"] >= 0
+    code = main(["explore", str(design), "--oracle", "emulated", "--oracle-budget", "12", "--oracle-deadline", "0.000001",
+                 "--out", str(tmp_path / "late"), "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("codesign: error:")]
+    assert code == 2 and "Traceback" not in err and len(errors) == 1
+    assert errors[0].endswith("its deadline (1e-06 s) passed before any design was verified")
+
+
+def test_oracle_deadline_argument_errors(tmp_path):
+    from codesign.api import explore
+    from codesign.errors import ArgumentError
+
+    design = tiny_design(tmp_path)
+    with pytest.raises(ArgumentError, match=r"^oracle_deadline=0: expected a positive number of seconds"):
+        explore(design, oracle="emulated", oracle_budget=20, oracle_deadline=0, out=tmp_path / "a")
+    with pytest.raises(ArgumentError) as info:
+        explore(design, oracle_deadline=5, out=tmp_path / "b")
+    assert info.value.words("cli") == "--oracle-deadline 5: bounds an oracle run; give --oracle too, or leave --oracle-deadline out"
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -1,68 +1,234 @@
 """``codesign explore --oracle``: the surrogate-assisted loop (:mod:`codesign.search.surrogate_loop`),
 then its run folder: ``oracle_trials.csv``, ``front.csv`` (every point oracle-verified),
 ``predicted_front.csv``, ``rounds.csv``, the surrogate, ``front.png`` and ``summary.json``.
+
+Nothing of the oracle's work is held only in memory: ``run.json`` is written before the first
+oracle job, and ``oracle_trials.csv``, ``rounds.csv`` and ``front.csv`` (each written to a
+temporary file and renamed into place) after every round. Running the same command again on the
+folder of an interrupted run resumes it: the stored designs are replayed (the oracle's cache
+answers them: no simulator time; each counts once against the budget) and the loop goes on.
+
+SIGINT (Ctrl-C) and SIGTERM: the first stops the oracle at once — every simulator process group
+still running is killed with its children, no further job starts — keeps every finished round,
+writes ``summary.json`` with ``status: interrupted`` and the ``signal``, and returns the run (the
+shell exits with 128 + the signal's number, as for a plain search). A second signal raises
+``KeyboardInterrupt`` at once; what is stored stays stored.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import torch
 
-from codesign.errors import ArgumentError
+from codesign.errors import ArgumentError, UserError
 from codesign.model.evaluator import check_metrics, resolve_device
 from codesign.model.plugins import load_plugins
-from codesign.oracles.base import Oracle, get_oracle
+from codesign.oracles.base import Oracle, OracleStopped, get_oracle
 from codesign.plots import plot_front
-from codesign.runs.folder import write_identity
+from codesign.runs.folder import RUN_FILE, space_fingerprint, write_identity
 from codesign.runs.outputs import Run
 from codesign.runs.tables import write_csv, write_json
+from codesign.search.reference import REFERENCE_RULE
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
 
+KIND = "surrogate_loop"
+
+
+class _StopOracleOnSignal:
+    """SIGINT/SIGTERM while the loop runs: stop the oracle (kill its simulators), remember the signal.
+
+    The handler raises nothing the first time (the loop notices the stopped oracle where it next
+    asks it for a job); a second signal raises ``KeyboardInterrupt`` at once. Installs nothing
+    outside the main thread, and leaves an ignored signal ignored.
+    """
+
+    def __init__(self, oracle: Oracle, say) -> None:
+        self.oracle, self.say, self.signum = oracle, say, None
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self.previous[signum] = signal.signal(signum, self._handler)
+            except ValueError:  # not the main thread
+                break
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        if self.signum is not None:
+            self.oracle.stop()
+            raise KeyboardInterrupt(f"{signal.Signals(signum).name} again: aborted")
+        self.signum = signum
+        killed = self.oracle.stop()
+        try:
+            self.say(f"{signal.Signals(signum).name}: oracle stopped ({killed} simulator process group(s) killed); "
+                     "keeping the finished rounds (the same command resumes the run)")
+        except RuntimeError:  # the signal interrupted a write to the same stream
+            pass
+
+    def __exit__(self, *exc) -> bool:
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        return False
+
 
 def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: int | None, seed: int, out: Path,
-                        device: str = "auto", say=print, settings: LoopSettings | None = None):
-    """``codesign explore --oracle``: the loop, then the run folder. Returns a :class:`~codesign.runs.outputs.Run`."""
+                        device: str = "auto", say=print, settings: LoopSettings | None = None,
+                        deadline_s: float | None = None):
+    """``codesign explore --oracle``: the loop, then the run folder. Returns a :class:`~codesign.runs.outputs.Run`.
+
+    ``deadline_s``: seconds after which the oracle is asked nothing more; what was verified by
+    then is kept and reported (``summary.json``'s ``stopped_by``).
+    """
     check_design(design)
-    settings = settings or LoopSettings(budget=budget, inner_trials=trials)
+    settings = settings or LoopSettings(budget=budget, inner_trials=trials, deadline_s=deadline_s)
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ArgumentError("out", str(out), "exists and is not empty; an oracle run starts in a new or empty folder "
-                            "(the oracle's cache keeps every result, so running again costs no oracle time)")
     resolved = settings.resolve(design)  # budget errors before the oracle is even built
     dev = resolve_device(device)
     space = DesignSpace.from_design(design)
+    previous = _previous_run(out, space)
     plugins = load_plugins(design.cost_model.plugins, source=design.source)
     oracle = get_oracle(oracle)
-    loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say)
+    identity = {"kind": KIND, "fingerprint": space_fingerprint(space), "oracle": oracle.describe(),
+                "oracle_budget": budget, "seed": seed}
+    resume = _resume(out, space, previous, identity) if previous is not None else None
+    loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say,
+                         on_round=lambda lp: _write_rounds(out, lp))
     check_metrics(design, loop.analytic_eval.metric_names)
-    start = time.perf_counter()
-    try:
-        result = loop.run()
-    finally:
-        oracle.close()
-    wall = time.perf_counter() - start
     out.mkdir(parents=True, exist_ok=True)
-    write_identity(out, design, {"oracle": oracle.describe(), "oracle_budget": budget, "seed": seed, "kind": "surrogate_loop"})
-    write_csv(result.verified, out / "oracle_trials.csv")
-    write_csv(result.front, out / "front.csv")
+    write_identity(out, design, identity)
+    start = time.perf_counter()
+    with _StopOracleOnSignal(oracle, say) as guard:
+        try:
+            result = loop.run(resume=resume)
+        except OracleStopped:
+            _write_rounds(out, loop)
+            return _write_stopped(out, design, loop, signum=guard.signum, wall=time.perf_counter() - start, device=dev)
+        except UserError as error:  # nothing verified to learn from: say so in the folder too
+            _write_stopped(out, design, loop, signum=guard.signum, wall=time.perf_counter() - start, device=dev, error=str(error))
+            raise
+        finally:
+            oracle.close()
+        return _write_outputs(out, design, loop, result, wall=time.perf_counter() - start, device=dev)
+
+
+def _previous_run(out: Path, space: DesignSpace) -> dict | None:
+    """``run.json`` of an oracle run in ``out`` (to resume), None for a new or empty folder; else an error."""
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        try:
+            info = json.loads(run_file.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"{run_file}: unreadable run file ({error}); use another run folder") from None
+        if info.get("kind") == KIND:
+            return info
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ArgumentError("out", str(out), "exists and holds no oracle run; an oracle run starts in a new or empty folder, "
+                            "or resumes an oracle run of the same design")
+    return None
+
+
+def _resume(out: Path, space: DesignSpace, info: dict, identity: dict):
+    """What the loop replays from an earlier oracle run in ``out``, after checking it is the same run."""
+    if info.get("fingerprint") != identity["fingerprint"]:
+        raise ArgumentError("out", str(out), "holds an oracle run of a different design space; use another run folder")
+    then, now = info.get("oracle", {}), identity["oracle"]
+    if (then.get("name"), then.get("version")) != (now.get("name"), now.get("version")):
+        raise ArgumentError("oracle", now.get("name"), f"the run folder {out} holds a run of oracle {then.get('name')} "
+                            f"version {then.get('version')}; resume it with that oracle, or use another run folder")
+    if info.get("seed") != identity["seed"]:
+        raise ArgumentError("seed", identity["seed"], f"the run folder {out} holds an oracle run with seed {info.get('seed')}; "
+                            "resume it with that seed, or use another run folder")
+    trials_file = out / "oracle_trials.csv"
+    if not trials_file.is_file():
+        return None
+    table = pd.read_csv(trials_file, dtype={k.name: str for k in space.knobs})
+    if len(table) > identity["oracle_budget"]:
+        raise ArgumentError("oracle_budget", identity["oracle_budget"], f"the run folder {out} already holds {len(table)} "
+                            "oracle-verified designs; pass at least that many to resume it")
+    rounds_file = out / "rounds.csv"
+    rounds = pd.read_csv(rounds_file).to_dict("records") if rounds_file.is_file() and rounds_file.stat().st_size > 1 else []
+    return rows_of(space, table), table, rounds
+
+
+def rows_of(space: DesignSpace, frame: pd.DataFrame) -> torch.Tensor:
+    """Integer rows ``[n, D]`` of a table's knob columns, read back as text (``oracle_trials.csv``
+    as the loop writes it: each value as ``str`` of the design's choice)."""
+    codes = []
+    for knob in space.knobs:
+        column = frame[knob.name].astype(str)
+        if knob.choices is None:
+            codes.append(column.astype(float).astype(int).to_numpy())
+            continue
+        lookup = {str(choice): i for i, choice in enumerate(knob.choices)}
+        bad = ~column.isin(list(lookup))
+        if bad.any():
+            raise UserError(f"{knob.name} = {column[bad].iloc[0]!r} in a stored oracle trial is not one of the design's "
+                            f"choices {list(knob.choices)}: the stored trials belong to another design")
+        codes.append(column.map(lookup).to_numpy(dtype=np.int64))
+    return torch.as_tensor(np.stack(codes, axis=1) if codes else np.zeros((len(frame), 0)), dtype=torch.long)
+
+
+def _write_rounds(out: Path, loop: SurrogateLoop) -> None:
+    """What the loop has verified so far: rounds first, then the designs (a resume reads rounds up to the designs' last)."""
+    write_csv(pd.DataFrame(loop.rounds), out / "rounds.csv")
+    verified = pd.DataFrame(loop.records)
+    write_csv(verified, out / "oracle_trials.csv")
+    write_csv(loop.verified_front(verified), out / "front.csv")
+
+
+def _counts(design, loop: SurrogateLoop, verified: pd.DataFrame, front: pd.DataFrame, hypervolume: float) -> dict:
+    complete = int((verified["fail_reason"] == "").sum()) if len(verified) else 0
+    reasons = verified.loc[verified["fail_reason"] != "", "fail_reason"].value_counts().head(5) if len(verified) else {}
+    return {
+        "design": design.source, "workload": design.workload.network, "objectives": list(design.objectives.minimize),
+        "constraints": design.constraints, "n_trials": len(verified), "n_complete": complete,
+        "n_failed": len(verified) - complete, "fail_reasons": {str(k): int(v) for k, v in dict(reasons).items()},
+        "n_feasible": int(verified["feasible"].sum()) if len(verified) else 0, "n_front": len(front),
+        "hypervolume": hypervolume, "reference_point": dict(zip(loop.objectives, map(float, loop.reference))),
+        "reference_point_rule": REFERENCE_RULE,
+    }
+
+
+def _write_stopped(out: Path, design, loop: SurrogateLoop, *, signum: int | None, wall: float, device,
+                   error: str | None = None) -> Run:
+    """``summary.json`` of a run stopped before its end (``status`` ``interrupted`` by a signal, or
+    ``failed`` with the ``error``): what it had verified by then."""
+    verified = pd.DataFrame(loop.records)
+    front = loop.verified_front(verified)
+    hv = loop.verified_hv() if len(verified) else 0.0
+    summary = {**_counts(design, loop, verified, front, hv), "status": "failed" if error else "interrupted", "error": error,
+               "signal": signal.Signals(signum).name if signum else None, "trials_added": len(verified),
+               "trials_requested": loop.settings.budget, "wall_s": wall, "device": str(device),
+               "oracle": loop.oracle.describe(), "oracle_stats": loop.oracle.stats.as_dict(), "budget": loop.settings.budget,
+               "designs_verified": len(verified), "rounds": len(loop.rounds), "seed": loop.seed}
+    write_json(summary, out / "summary.json")
+    return Run(out=out, trials=verified, front=front, summary=summary)
+
+
+def _write_outputs(out: Path, design, loop: SurrogateLoop, result, *, wall: float, device) -> Run:
+    _write_rounds(out, loop)
     if result.predicted_front is not None:
         write_csv(result.predicted_front, out / "predicted_front.csv")
-    write_csv(pd.DataFrame(result.rounds), out / "rounds.csv")
     loop.save_surrogate(out / "surrogate")
     objectives = list(design.objectives.minimize)
     frame = result.verified.copy()
     if len(result.front):
-        plot_front(frame, result.front, objectives, out / "front.png", title=f"{design.workload.network}: {len(frame)} oracle-verified designs")
+        plot_front(frame, result.front, objectives, out / "front.png", constraints=design.constraints,
+                   title=f"{design.workload.network}: {len(frame)} oracle-verified designs")
+    hv = result.summary["verified_hypervolume"]
     summary = {
-        "design": design.source, "workload": design.workload.network, "objectives": objectives,
-        "constraints": design.constraints, "n_trials": len(frame), "trials_added": len(frame),
-        "n_complete": int((frame["fail_reason"] == "").sum()), "n_feasible": int(frame["feasible"].sum()),
-        "n_front": len(result.front), "hypervolume": result.summary["verified_hypervolume"],
-        "reference_point_rule": "nadir + 0.1·(nadir − ideal) of the oracle-verified feasible designs",
-        "wall_s": wall, "device": str(dev), **result.summary,
+        **_counts(design, loop, frame, result.front, hv if math.isfinite(hv) else 0.0), "status": "finished", "signal": None,
+        "trials_added": len(frame), "trials_requested": loop.settings.budget, "wall_s": wall, "device": str(device), **result.summary,
     }
     write_json(summary, out / "summary.json")
     return Run(out=out, trials=frame, front=result.front, summary=summary)

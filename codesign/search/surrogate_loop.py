@@ -21,11 +21,16 @@ each; layers already in the oracle's cache cost nothing more):
    optimistically (mean − κ·spread, κ = 2), by relative spread.
 5. **Verify and refit**, and repeat from 3 until the budget is spent.
 
-The answer is the **verified front**: the constrained non-dominated set of the designs
-the oracle has evaluated, with the oracle's latency (everything else is the analytical
-model's and the design's plug-ins'). Each row keeps the latency the surrogate predicted
+The answer is the **verified front**: the constrained non-dominated set of the designs the
+oracle has evaluated, with its latency (the rest is the model's and plug-ins'). Each row keeps the latency the surrogate predicted
 for it when it was chosen (``predicted_latency_s``, ``predicted_latency_std_s``) and the
 analytical one, beside the oracle's.
+
+Each round ends with ``on_round(loop)`` (the run folder stores it); ``run(resume=...)`` replays
+an interrupted run's designs (the oracle's cache answers; the budget counts each once) and goes
+on. After ``deadline_s`` the oracle starts no job; the finished designs of the round in flight
+are kept and the loop stops. Failed designs are recorded with their reason; when every initial
+design fails the loop stops with one :class:`~codesign.errors.UserError`.
 
 Each round records two honest checks: the surrogate's error on the batch it has just
 chosen, before it sees the oracle's answers, and the fraction of the predicted-front
@@ -48,9 +53,11 @@ import torch
 from codesign.errors import ArgumentError, UserError
 from codesign.model.evaluator import Evaluator
 from codesign.model.surrogate import LatencySurrogate, SurrogateCostModel, design_table, features, training_metadata
-from codesign.oracles.base import Oracle, OracleCostModel
+from codesign.oracles.base import Oracle, OracleCostModel, OracleStopped
+from codesign.oracles.designs import design_jobs
 from codesign.search.driver import run_search
-from codesign.search.pareto import dominated_by, feasible_mask, front_of, hypervolume, nondominated_mask, reference_point, spread
+from codesign.search.pareto import dominated_by, feasible_mask, front_of, hypervolume, nondominated_mask, spread
+from codesign.search.reference import design_reference_point
 from codesign.space import DesignSpace
 
 MIN_INITIAL = 8
@@ -73,6 +80,8 @@ class LoopSettings:
             tensors are small: one thread is faster than several on a busy machine);
             ``None`` keeps torch's setting.
         final_search: run one more search on the final surrogate (``predicted_front.csv``).
+        deadline_s: seconds of loop time after which the oracle is asked nothing more (``None``:
+            no limit); what was verified by then is kept and reported.
     """
 
     budget: int
@@ -86,10 +95,15 @@ class LoopSettings:
     steps: int = 1000
     final_search: bool = True
     fit_threads: int | None = 1
+    deadline_s: float | None = None
 
     def resolve(self, design) -> "LoopSettings":
         if self.budget < 1:
             raise ArgumentError("oracle_budget", self.budget, "expected a positive number of designs")
+        deadline = self.deadline_s
+        if deadline is not None and (isinstance(deadline, bool) or not isinstance(deadline, (int, float))
+                                     or not math.isfinite(deadline) or deadline <= 0):
+            raise ArgumentError("oracle_deadline", deadline, "expected a positive number of seconds")
         initial = self.initial if self.initial is not None else max(MIN_INITIAL, math.ceil(self.budget / 4))
         if self.budget < initial + 1:
             raise ArgumentError(
@@ -140,9 +154,11 @@ class SurrogateLoop:
     """The loop on one design space and one oracle (see the module docstring)."""
 
     def __init__(self, space: DesignSpace, oracle: Oracle, settings: LoopSettings, *, seed: int = 0,
-                 device: torch.device | str = "cpu", plugins: list = (), say=print) -> None:
+                 device: torch.device | str = "cpu", plugins: list = (), say=print, on_round=None) -> None:
         design = space.design
         self.space, self.oracle, self.seed, self.say = space, oracle, seed, say
+        self.on_round = on_round  # called with the loop after each round's designs are verified
+        self.stopped_by: str | None = None  # why the loop stopped before its budget: deadline, ...
         self.settings = settings.resolve(design)
         self.device = torch.device(device)
         check_design(design)
@@ -164,14 +180,42 @@ class SurrogateLoop:
         self.g_parts: list[np.ndarray] = []  # the verified design each row comes from
         self.rounds: list[dict] = []
         self.fit_stats: dict = {}
+        self.reference = design_reference_point(space, self.analytic_eval, self.objectives)  # the design's, not the run's
 
     # --- oracle side ---------------------------------------------------------------------
-    def verify(self, rows: torch.Tensor, *, round_: int, role: list[str], predicted: np.ndarray | None) -> np.ndarray:
-        """Evaluate ``rows`` with the oracle; record them and their layers. Returns the metric values."""
+    def _oracle_values(self, rows: torch.Tensor) -> tuple[np.ndarray, list, np.ndarray]:
+        """The oracle's metrics of ``rows``, their errors, and the indices of ``rows`` they belong to:
+        all of them, unless the deadline stopped the oracle, when only the designs whose every
+        job had finished are kept (the others are neither recorded nor counted)."""
+        self.oracle_cm.history.clear()
+        try:
+            values, errors = self.oracle_eval.evaluate_rows(rows)
+            return values, errors, np.arange(len(rows))
+        except OracleStopped as stop:
+            if stop.reason != "deadline":
+                raise
+        self.stopped_by = "deadline"
+        cands = self.space.decode(rows.to(self.device), dtype=self.model.dtype)
+        dj = design_jobs(self.space, cands)
+        keep = np.flatnonzero(np.asarray(self.oracle.answered(dj.jobs), dtype=bool)[dj.index].all(axis=1))
+        self.oracle_cm.history.clear()
+        if len(keep):
+            try:  # every job of these is in the cache: no oracle time
+                values, errors = self.oracle_eval.evaluate_rows(rows[torch.as_tensor(keep)])
+                return values, errors, keep
+            except OracleStopped:
+                self.oracle_cm.history.clear()
+        return np.zeros((0, len(self.names))), [], np.zeros(0, dtype=int)
+
+    def verify(self, rows: torch.Tensor, *, round_: int, role: list[str],
+               predicted: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Evaluate ``rows`` with the oracle; record them and their layers. Returns the metric values
+        and the indices of ``rows`` recorded (all, unless the oracle's deadline cut the batch short)."""
         space = self.space
         rows = space.canonical(rows)
-        self.oracle_cm.history.clear()
-        values, errors = self.oracle_eval.evaluate_rows(rows)
+        values, errors, kept = self._oracle_values(rows)
+        rows, role = rows[torch.as_tensor(kept, dtype=torch.long)], [role[i] for i in kept]
+        predicted = predicted[kept] if predicted is not None else None
         history = self.oracle_cm.history
         full = [h for h in history if h.latency_s.shape[0] == len(rows)]
         per_design = full[0] if full else None
@@ -209,7 +253,7 @@ class SurrogateLoop:
             self.x_parts.append(x.cpu())
             self.y_parts.append(y.cpu())
             self.g_parts.append(np.full(x.shape[0], record["trial"]))
-        return values
+        return values, kept
 
     def fit(self, round_: int) -> dict:
         x = torch.cat(self.x_parts)
@@ -295,48 +339,108 @@ class SurrogateLoop:
         return chosen, roles, len(take_front)
 
     # --- the loop ------------------------------------------------------------------------------
-    def run(self) -> LoopResult:
+    def run(self, resume: tuple[torch.Tensor, pd.DataFrame, list[dict]] | None = None) -> LoopResult:
+        """The loop. ``resume``: an interrupted run's verified designs (rows ``[n, D]``), their table
+        (``round``, ``role``, predictions) and its rounds; they are replayed and the loop goes on."""
         s = self.settings
         t_start = time.perf_counter()
-        init = sobol_rows(self.space, min(s.initial, s.budget), self.seed)
-        self.say(f"oracle {self.oracle.name}: {len(init)} space-filling designs")
-        self.verify(init, round_=0, role=["initial"] * len(init), predicted=None)
-        round_ = 0
-        while len(self.records) < s.budget:
-            round_ += 1
-            t0 = time.perf_counter()
-            stats = self.fit(round_)
-            t1 = time.perf_counter()
-            rows, values = self.inner_search(round_)
-            t2 = time.perf_counter()
-            k = min(s.batch, s.budget - len(self.records))
-            chosen, roles, n_front = self.select(rows, values, k)
-            if not chosen:
-                self.say("no unverified design left to send to the oracle; stopping early")
-                break
-            names = self.pred_names
-            pred = values[chosen][:, [names.index("latency_s"), names.index("latency_std_s")]]
-            oracle_values = self.verify(rows[chosen], round_=round_, role=roles, predicted=pred)
-            t3 = time.perf_counter()
-            lat = self.names.index("latency_s")
-            err = np.abs(pred[:, 0] / oracle_values[:, lat] - 1.0)
-            front_vals = self._objectives(oracle_values[:n_front], self.names)
-            front_feas = feasible_mask(oracle_values[:n_front], self.names, self.constraints)
-            info = {
-                "round": round_, "verified": len(self.records), "sent": len(chosen), "sent_front": n_front,
-                "sent_uncertain": roles.count("uncertain"), "candidates": int(len(rows)),
-                "train_rows": stats["rows"], "train_median_abs_err_pct": stats["train_median_abs_err_pct"],
-                "batch_median_abs_err_pct": float(np.nanmedian(err) * 100) if len(err) else math.nan,
-                "front_survival": survival(front_vals, front_feas),
-                "verified_hypervolume": self._verified_hv(),
-                "fit_s": t1 - t0, "search_s": t2 - t1, "oracle_s": t3 - t2,
-            }
-            self.rounds.append(info)
-            self.say(
-                f"round {round_}: {len(chosen)} designs to the oracle ({n_front} predicted-front), "
-                f"predicted latency off by {info['batch_median_abs_err_pct']:.1f} % (median), "
-                f"front survival {info['front_survival']:.2f}, {len(self.records)}/{s.budget} spent"
-            )
+        self.oracle.set_deadline(s.deadline_s)
+        try:
+            round_ = self._replay(*resume) if resume is not None and len(resume[0]) else -1
+            if round_ < 0:
+                init = sobol_rows(self.space, min(s.initial, s.budget), self.seed)
+                self.say(f"oracle {self.oracle.name}: {len(init)} space-filling designs")
+                self.verify(init, round_=0, role=["initial"] * len(init), predicted=None)
+                round_ = 0
+                self._round_done()
+            self._check_start()
+            while len(self.records) < s.budget and self.stopped_by is None:
+                round_ += 1
+                if not self._round(round_):
+                    break
+        finally:
+            self.oracle.set_deadline(None)
+        if self.stopped_by == "deadline":
+            self.say(f"oracle deadline reached: stopping with {len(self.records)}/{s.budget} designs verified")
+        return self._finish(round_, time.perf_counter() - t_start)
+
+    def _round_done(self) -> None:
+        if self.on_round is not None:
+            self.on_round(self)
+
+    def _check_start(self) -> None:
+        """One clear error when nothing was verified: the loop has nothing to learn from."""
+        if any(not r["fail_reason"] for r in self.records):
+            return
+        name = self.oracle.name
+        if not self.records:
+            raise UserError(f"oracle {name}: its deadline ({self.settings.deadline_s or 0:g} s) passed before any design was verified")
+        reasons = pd.Series([r["fail_reason"].splitlines()[0][:300] for r in self.records]).value_counts()
+        raise UserError(f"oracle {name}: every one of the {len(self.records)} initial designs failed; "
+                        f"most common reason ({reasons.iloc[0]} of {len(self.records)}): {reasons.index[0]}")
+
+    def _replay(self, rows: torch.Tensor, previous: pd.DataFrame, rounds: list[dict]) -> int:
+        """Verify the designs of an earlier run again, round by round, as they were chosen (the
+        oracle's cache answers; the budget counts each once). Returns the last round replayed."""
+        order = previous["round"].to_numpy(dtype=int)
+        for r in sorted(set(order.tolist())):
+            idx = np.flatnonzero(order == r)
+            pred = previous.iloc[idx][["predicted_latency_s", "predicted_latency_std_s"]].to_numpy(dtype=float)
+            self.verify(rows[torch.as_tensor(idx)], round_=r, role=[str(x) for x in previous["role"].iloc[idx]],
+                        predicted=None if r == 0 else pred)
+        last = int(order.max())
+        self.rounds = [dict(x) for x in rounds if int(x["round"]) <= last]
+        self.say(f"resuming: {len(self.records)} verified designs of rounds 0–{last} replayed from the cache")
+        return last
+
+    def _round(self, round_: int) -> bool:
+        """Fit, search, select and verify one batch; False when there is nothing more to do."""
+        s = self.settings
+        t0 = time.perf_counter()
+        stats = self.fit(round_)
+        t1 = time.perf_counter()
+        rows, values = self.inner_search(round_)
+        t2 = time.perf_counter()
+        if self.oracle.stopped:  # by a signal while fitting or searching (a deadline ends the round in verify)
+            raise OracleStopped("interrupted")
+        k = min(s.batch, s.budget - len(self.records))
+        chosen, roles, n_front = self.select(rows, values, k)
+        if not chosen:
+            self.say("no unverified design left to send to the oracle; stopping early")
+            self.stopped_by = "no unverified design left"
+            return False
+        names = self.pred_names
+        pred = values[chosen][:, [names.index("latency_s"), names.index("latency_std_s")]]
+        oracle_values, kept = self.verify(rows[chosen], round_=round_, role=roles, predicted=pred)
+        t3 = time.perf_counter()
+        if not len(kept):
+            return False
+        pred, roles, n_front = pred[kept], [roles[i] for i in kept], int((kept < n_front).sum())
+        lat = self.names.index("latency_s")
+        err = np.abs(pred[:, 0] / oracle_values[:, lat] - 1.0)
+        front_vals = self._objectives(oracle_values[:n_front], self.names)
+        front_feas = feasible_mask(oracle_values[:n_front], self.names, self.constraints)
+        info = {
+            "round": round_, "verified": len(self.records), "sent": len(kept), "sent_front": n_front,
+            "sent_uncertain": roles.count("uncertain"), "candidates": int(len(rows)),
+            "train_rows": stats["rows"], "train_median_abs_err_pct": stats["train_median_abs_err_pct"],
+            "batch_median_abs_err_pct": float(np.nanmedian(err) * 100) if np.isfinite(err).any() else math.nan,
+            "front_survival": survival(front_vals, front_feas),
+            "verified_hypervolume": self.verified_hv(),
+            "fit_s": t1 - t0, "search_s": t2 - t1, "oracle_s": t3 - t2,
+        }
+        self.rounds.append(info)
+        self.say(
+            f"round {round_}: {len(kept)} designs to the oracle ({n_front} predicted-front), "
+            f"predicted latency off by {info['batch_median_abs_err_pct']:.1f} % (median), "
+            f"front survival {info['front_survival']:.2f}, {len(self.records)}/{s.budget} spent"
+        )
+        self._round_done()
+        return True
+
+    def _finish(self, round_: int, loop_s: float) -> LoopResult:
+        """The final fit, the last search on it, and the result."""
+        s = self.settings
         self.fit(round_ + 1)
         predicted_front = None
         if s.final_search:
@@ -357,8 +461,9 @@ class SurrogateLoop:
         summary = {
             "oracle": self.oracle.describe(), "oracle_stats": self.oracle.stats.as_dict(),
             "budget": s.budget, "designs_verified": len(verified), "rounds": len(self.rounds),
+            "stopped_by": self.stopped_by or "budget",
             "settings": {k: v for k, v in s.__dict__.items()}, "seed": self.seed,
-            "verified_hypervolume": self._verified_hv(), "loop_s": time.perf_counter() - t_start,
+            "verified_hypervolume": self.verified_hv(), "loop_s": loop_s,
             "front_survival_per_round": [r["front_survival"] for r in self.rounds],
             "batch_median_abs_err_pct_per_round": [r["batch_median_abs_err_pct"] for r in self.rounds],
         }
@@ -369,13 +474,11 @@ class SurrogateLoop:
         verified = pd.DataFrame(self.records) if verified is None else verified
         return front_of(verified, self.objectives) if len(verified) else verified
 
-    def _verified_hv(self) -> float:
+    def verified_hv(self) -> float:
+        """Hypervolume of the verified feasible designs, against the design's reference point."""
         verified = pd.DataFrame(self.records)
-        ok = verified["feasible"].to_numpy(dtype=bool)
-        if not ok.any():
-            return 0.0
-        vals = verified.loc[ok, self.objectives].to_numpy(dtype=float)
-        return hypervolume(vals, reference_point(vals))
+        ok = verified["feasible"].to_numpy(dtype=bool) if len(verified) else np.zeros(0, dtype=bool)
+        return hypervolume(verified.loc[ok, self.objectives].to_numpy(dtype=float), self.reference) if ok.any() else 0.0
 
     def save_surrogate(self, folder: Path) -> Path:
         x, y = self.fit_stats["x"], self.fit_stats["y"]
