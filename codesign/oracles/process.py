@@ -80,12 +80,12 @@ def scaled_timeout(job: LayerJob, *, floor_s: float = FLOOR_S, ceiling_s: float 
     arrays. The limit follows the simulator's work (:func:`trace_words`).
 
     Why these numbers: SCALE-Sim 3.0.0 ran the 12 distinct jobs of one ResNet-18 design on a
-    64×64 array in 184 s on the 2-core development machine (``docs/surrogate.md``), about
-    2×10⁵ trace words per second; ``words_per_s = 2×10⁴`` gives every job about 10× its
-    expected time. The floor (60 s) covers starting an interpreter and importing the simulator
-    on a busy machine, where a tiny job's own work is nothing; the ceiling (3600 s, the former
-    flat limit) means no job waits longer than it did before. ResNet-18's largest convolution
-    (118 M MACs) gets 3 minutes on 64×64 and 17 minutes on 8×8.
+    64×64 array (2.4×10⁷ trace words in all) in 184 s on the 2-core development machine
+    (``docs/surrogate.md``): 1.3×10⁵ words per second. ``words_per_s = 2×10⁴`` gives every job
+    6.5× its expected time on top of the floor. The floor (60 s) covers starting an interpreter
+    and importing the simulator on a busy machine, where a tiny job's own work is nothing; the
+    ceiling (3600 s, the former flat limit) means no job waits longer than it did before. The
+    ResNet-18 jobs get 61–244 s each on a 64×64 array and 66–1535 s on an 8×8 one.
     """
     return float(min(ceiling_s, max(floor_s, floor_s + trace_words(job) / words_per_s)))
 
