@@ -204,7 +204,7 @@ class Slow(CommandOracle):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_signal_to_an_oracle_run_kills_the_simulator_and_its_child(tmp_path, signum):
     script, pids = simulator(tmp_path)
     (tmp_path / "slowsim.py").write_text(SLOW_PLUGIN.format(script=str(script), pids=str(pids)))

@@ -43,7 +43,7 @@ KIND = "surrogate_loop"
 
 
 class _StopOracleOnSignal:
-    """SIGINT/SIGTERM while the loop runs: stop the oracle (kill its simulators), remember the signal.
+    """SIGINT/SIGTERM/SIGHUP while the loop runs: stop the oracle (kill its simulators), remember the signal.
 
     The handler raises nothing the first time (the loop notices the stopped oracle where it next
     asks it for a job); a second signal raises ``KeyboardInterrupt`` at once. Installs nothing
@@ -55,7 +55,8 @@ class _StopOracleOnSignal:
         self.previous: dict[int, object] = {}
 
     def __enter__(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # SIGHUP too: the simulators, in sessions of their own, no longer get the terminal's hang-up.
+        for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
             try:
                 if signal.getsignal(signum) is not signal.SIG_IGN:
                     self.previous[signum] = signal.signal(signum, self._handler)
