@@ -233,3 +233,22 @@ def test_oracle_deadline_argument_errors(tmp_path):
         explore(design, oracle_deadline=5, out=tmp_path / "b")
     assert info.value.words("cli") == "--oracle-deadline 5: bounds an oracle run; give --oracle too, or leave --oracle-deadline out"
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_a_round_cut_by_the_deadline_keeps_exactly_the_designs_whose_every_job_finished():
+    import torch
+
+    from codesign.oracles.designs import design_jobs
+
+    space = make_space(constraints={"latency_s": 0.05}, search={"population": 16})
+    oracle = EmulatedOracle()
+    loop = SurrogateLoop(space, oracle, LoopSettings(budget=18, **FAST), seed=1, say=lambda *_: None)
+    rows = space.canonical(sobol_rows(space, 6, seed=5))
+    oracle.run(design_jobs(space, space.decode(rows[:2], dtype=torch.float64)).jobs)  # these two finished in time
+    oracle.set_deadline(-1.0)  # and then the deadline passed
+    values, kept = loop.verify(rows, round_=1, role=["front"] * 6, predicted=np.full((6, 2), 1e-3))
+    assert list(kept) == [0, 1] and len(loop.records) == 2 and loop.stopped_by == "deadline"
+    assert [r["fail_reason"] for r in loop.records] == ["", ""] and np.isfinite(values).all()
+    oracle.set_deadline(None)
+    again, _ = loop.oracle_eval.evaluate_rows(rows[:2])
+    np.testing.assert_array_equal(values, again)  # the oracle's own answers, not stand-ins
