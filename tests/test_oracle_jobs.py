@@ -234,3 +234,36 @@ def test_a_signal_to_an_oracle_run_kills_the_simulator_and_its_child(tmp_path, s
     assert json.loads((out / "run.json").read_text())["kind"] == "surrogate_loop"
     # The job killed by the signal is not remembered as a failure.
     assert OracleCache(tmp_path / "cache" / "slowsim-1.sqlite").failures() == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
+def test_a_killed_oracle_run_leaves_a_summary_that_says_it_was_running(tmp_path):
+    """kill -9 cannot be handled: what the folder says is that the run never finished."""
+    script, pids = simulator(tmp_path)
+    (tmp_path / "slowsim.py").write_text(SLOW_PLUGIN.format(script=str(script), pids=str(pids)))
+    design = write_design(tmp_path / "d")
+    out = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "CODESIGN_ORACLE_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "codesign", "explore", str(design), "--oracle", "slowsim:Slow", "--oracle-budget", "12",
+                             "--out", str(out), "--device", "cpu", "--no-progress"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    started = []
+    try:
+        end = time.monotonic() + 120
+        while not recorded_pids(pids) and time.monotonic() < end and proc.poll() is None:
+            time.sleep(0.1)
+        started = recorded_pids(pids)
+        assert len(started) == 2
+        proc.kill()
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if started:  # the simulator's group outlives a SIGKILLed parent: clean up after the test
+            try:
+                os.killpg(started[0], signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "running" and summary["n_trials"] == 0
+    assert json.loads((out / "run.json").read_text())["kind"] == "surrogate_loop"

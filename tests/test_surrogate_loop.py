@@ -252,3 +252,18 @@ def test_a_round_cut_by_the_deadline_keeps_exactly_the_designs_whose_every_job_f
     oracle.set_deadline(None)
     again, _ = loop.oracle_eval.evaluate_rows(rows[:2])
     np.testing.assert_array_equal(values, again)  # the oracle's own answers, not stand-ins
+
+
+def test_a_run_stopped_before_its_first_round_starts_again_on_the_same_folder(tmp_path):
+    design = tiny_design(tmp_path)
+    stopped = _explore(design, tmp_path / "run", StopsAtCall(1))
+    assert stopped.summary["status"] == "interrupted" and stopped.summary["n_trials"] == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["kind"] == "surrogate_loop"
+    again = _explore(design, tmp_path / "run", EmulatedOracle(), budget=12)
+    assert again.summary["status"] == "finished" and again.summary["designs_verified"] == 12
+    with pytest.raises(UserError, match="seed=4: the run folder .* holds an oracle run with seed 3"):
+        from codesign.design import load_design
+        from codesign.runs.oracle import explore_with_oracle
+
+        explore_with_oracle(load_design(design), oracle="emulated", budget=12, trials=None, seed=4, out=tmp_path / "run",
+                            settings=LoopSettings(budget=12, **FAST))

@@ -34,7 +34,7 @@ from codesign.oracles.base import Oracle, OracleStopped, get_oracle
 from codesign.plots import plot_front
 from codesign.runs.folder import RUN_FILE, space_fingerprint, write_identity
 from codesign.runs.outputs import Run
-from codesign.runs.tables import write_csv, write_json
+from codesign.runs.tables import write_atomic, write_csv, write_json
 from codesign.search.reference import REFERENCE_RULE
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
@@ -102,20 +102,25 @@ def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: in
     identity = {"kind": KIND, "fingerprint": space_fingerprint(space), "oracle": oracle.describe(),
                 "oracle_budget": budget, "seed": seed}
     resume = _resume(out, space, previous, identity) if previous is not None else None
-    loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say,
-                         on_round=lambda lp: _write_rounds(out, lp))
+    start = time.perf_counter()
+
+    def stored(lp: SurrogateLoop, status: str = "running", **why) -> Run:
+        """The rounds so far and a summary saying what state they are in (``running`` until the end)."""
+        _write_rounds(out, lp)
+        return _write_partial(out, design, lp, status=status, wall=time.perf_counter() - start, device=dev, **why)
+
+    loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say, on_round=stored)
     check_metrics(design, loop.analytic_eval.metric_names)
     out.mkdir(parents=True, exist_ok=True)
     write_identity(out, design, identity)
-    start = time.perf_counter()
+    stored(loop)  # a summary of an earlier run here is not this run's
     with _StopOracleOnSignal(oracle, say) as guard:
         try:
             result = loop.run(resume=resume)
         except OracleStopped:
-            _write_rounds(out, loop)
-            return _write_stopped(out, design, loop, signum=guard.signum, wall=time.perf_counter() - start, device=dev)
+            return stored(loop, "interrupted", signum=guard.signum)
         except UserError as error:  # nothing verified to learn from: say so in the folder too
-            _write_stopped(out, design, loop, signum=guard.signum, wall=time.perf_counter() - start, device=dev, error=str(error))
+            stored(loop, "failed", signum=guard.signum, error=str(error))
             raise
         finally:
             oracle.close()
@@ -150,9 +155,10 @@ def _resume(out: Path, space: DesignSpace, info: dict, identity: dict):
         raise ArgumentError("seed", identity["seed"], f"the run folder {out} holds an oracle run with seed {info.get('seed')}; "
                             "resume it with that seed, or use another run folder")
     trials_file = out / "oracle_trials.csv"
-    if not trials_file.is_file():
+    try:
+        table = pd.read_csv(trials_file, dtype={k.name: str for k in space.knobs})
+    except (FileNotFoundError, pd.errors.EmptyDataError):  # stopped before its first round was stored
         return None
-    table = pd.read_csv(trials_file, dtype={k.name: str for k in space.knobs})
     if len(table) > identity["oracle_budget"]:
         raise ArgumentError("oracle_budget", identity["oracle_budget"], f"the run folder {out} already holds {len(table)} "
                             "oracle-verified designs; pass at least that many to resume it")
@@ -200,14 +206,14 @@ def _counts(design, loop: SurrogateLoop, verified: pd.DataFrame, front: pd.DataF
     }
 
 
-def _write_stopped(out: Path, design, loop: SurrogateLoop, *, signum: int | None, wall: float, device,
+def _write_partial(out: Path, design, loop: SurrogateLoop, *, status: str, wall: float, device, signum: int | None = None,
                    error: str | None = None) -> Run:
-    """``summary.json`` of a run stopped before its end (``status`` ``interrupted`` by a signal, or
-    ``failed`` with the ``error``): what it had verified by then."""
+    """``summary.json`` of a run before its end: ``running``, ``interrupted`` (by ``signum``) or
+    ``failed`` (with the ``error``), with what it had verified by then."""
     verified = pd.DataFrame(loop.records)
     front = loop.verified_front(verified)
     hv = loop.verified_hv() if len(verified) else 0.0
-    summary = {**_counts(design, loop, verified, front, hv), "status": "failed" if error else "interrupted", "error": error,
+    summary = {**_counts(design, loop, verified, front, hv), "status": status, "error": error,
                "signal": signal.Signals(signum).name if signum else None, "trials_added": len(verified),
                "trials_requested": loop.settings.budget, "wall_s": wall, "device": str(device),
                "oracle": loop.oracle.describe(), "oracle_stats": loop.oracle.stats.as_dict(), "budget": loop.settings.budget,
@@ -224,8 +230,8 @@ def _write_outputs(out: Path, design, loop: SurrogateLoop, result, *, wall: floa
     objectives = list(design.objectives.minimize)
     frame = result.verified.copy()
     if len(result.front):
-        plot_front(frame, result.front, objectives, out / "front.png", constraints=design.constraints,
-                   title=f"{design.workload.network}: {len(frame)} oracle-verified designs")
+        title = f"{design.workload.network}: {len(frame)} oracle-verified designs"
+        write_atomic(out / "front.png", lambda p: plot_front(frame, result.front, objectives, p, constraints=design.constraints, title=title))
     hv = result.summary["verified_hypervolume"]
     summary = {
         **_counts(design, loop, frame, result.front, hv if math.isfinite(hv) else 0.0), "status": "finished", "signal": None,
