@@ -204,22 +204,23 @@ class Slow(CommandOracle):
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to see process states")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_a_signal_to_an_oracle_run_kills_the_simulator_and_its_child(tmp_path, signum):
+@pytest.mark.parametrize(("signum", "workers"), [(signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGHUP, 1), (signal.SIGTERM, 2)])
+def test_a_signal_to_an_oracle_run_kills_the_simulator_and_its_child(tmp_path, signum, workers):
     script, pids = simulator(tmp_path)
     (tmp_path / "slowsim.py").write_text(SLOW_PLUGIN.format(script=str(script), pids=str(pids)))
     design = write_design(tmp_path / "d")
     out = tmp_path / "run"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "CODESIGN_ORACLE_CACHE": str(tmp_path / "cache")}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)]), "CODESIGN_ORACLE_CACHE": str(tmp_path / "cache"),
+           "CODESIGN_ORACLE_WORKERS": str(workers)}
     proc = subprocess.Popen([sys.executable, "-m", "codesign", "explore", str(design), "--oracle", "slowsim:Slow", "--oracle-budget", "12",
                              "--out", str(out), "--device", "cpu", "--no-progress"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 120
-        while not recorded_pids(pids) and time.monotonic() < end and proc.poll() is None:
+        while len(recorded_pids(pids)) < 2 * workers and time.monotonic() < end and proc.poll() is None:
             time.sleep(0.1)
         started = recorded_pids(pids)
-        assert len(started) == 2, proc.stderr.read() if proc.poll() is not None else "no simulator started"
+        assert len(started) == 2 * workers, proc.stderr.read() if proc.poll() is not None else "simulators did not start"
         assert all(alive(p) for p in started)
         proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=60)
