@@ -15,7 +15,7 @@ from tests.helpers import make_space
 def test_the_reference_point_is_the_designs_own(small_space):
     evaluator = Evaluator(small_space)
     first = design_reference_point(small_space, evaluator)
-    again = design_reference_point(make_space(), Evaluator(make_space()))
+    again = design_reference_point(make_space())  # its own evaluator, built from the design
     np.testing.assert_array_equal(first, again)  # the design's, not the run's: nothing random left
     names = evaluator.metric_names
     objectives = list(small_space.design.objectives.minimize)

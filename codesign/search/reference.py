@@ -22,6 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from codesign.model.evaluator import Evaluator
+from codesign.model.plugins import load_plugins
 from codesign.search.pareto import feasible_mask, reference_point
 
 REFERENCE_SAMPLE = 1024
@@ -39,13 +41,15 @@ def sample_rows(space, n: int = REFERENCE_SAMPLE, seed: int = REFERENCE_SEED) ->
     return torch.stack([torch.randint(0, size, (n,), generator=generator) for size in sizes], dim=1)
 
 
-def design_reference_point(space, evaluator, objectives: list[str] | None = None) -> np.ndarray:
+def design_reference_point(space, evaluator=None, objectives: list[str] | None = None) -> np.ndarray:
     """The reference point ``[m]`` of ``space``'s design for ``objectives`` (default: the design's).
 
     ``evaluator``: the design's :class:`~codesign.model.evaluator.Evaluator` (built-in model and
-    plug-ins); its metric names must include every objective and budget.
+    plug-ins; default: built here on the cpu); its metric names must include every objective and budget.
     """
     design = space.design
+    if evaluator is None:
+        evaluator = Evaluator(space, load_plugins(design.cost_model.plugins, source=design.source))
     objectives = list(design.objectives.minimize if objectives is None else objectives)
     names = evaluator.metric_names
     values, _ = evaluator.evaluate_rows(sample_rows(space))
