@@ -267,3 +267,14 @@ def test_a_run_stopped_before_its_first_round_starts_again_on_the_same_folder(tm
 
         explore_with_oracle(load_design(design), oracle="emulated", budget=12, trials=None, seed=4, out=tmp_path / "run",
                             settings=LoopSettings(budget=12, **FAST))
+
+
+def test_a_resume_stopped_while_it_replays_loses_none_of_the_stored_designs(tmp_path):
+    design = tiny_design(tmp_path)
+    _explore(design, tmp_path / "run", StopsAtCall(3))
+    before = (tmp_path / "run" / "oracle_trials.csv").read_text()
+    assert len(pd.read_csv(tmp_path / "run" / "oracle_trials.csv")) == 12
+    stopped = _explore(design, tmp_path / "run", StopsAtCall(1))  # stopped in the replay of round 0
+    assert stopped.summary["status"] == "interrupted"
+    assert (tmp_path / "run" / "oracle_trials.csv").read_text() == before
+    assert _explore(design, tmp_path / "run", EmulatedOracle()).summary["designs_verified"] == 16

@@ -104,23 +104,27 @@ def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: in
     resume = _resume(out, space, previous, identity) if previous is not None else None
     start = time.perf_counter()
 
-    def stored(lp: SurrogateLoop, status: str = "running", **why) -> Run:
-        """The rounds so far and a summary saying what state they are in (``running`` until the end)."""
-        _write_rounds(out, lp)
+    def summary(lp: SurrogateLoop, status: str = "running", **why) -> Run:
         return _write_partial(out, design, lp, status=status, wall=time.perf_counter() - start, device=dev, **why)
+
+    def stored(lp: SurrogateLoop) -> None:
+        """After each round: the rounds so far, and a summary saying the run goes on."""
+        _write_rounds(out, lp)
+        summary(lp)
 
     loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say, on_round=stored)
     check_metrics(design, loop.analytic_eval.metric_names)
     out.mkdir(parents=True, exist_ok=True)
     write_identity(out, design, identity)
-    stored(loop)  # a summary of an earlier run here is not this run's
+    # A summary of an earlier run here is not this run's; its tables stay until the replay stores them again.
+    summary(loop)
     with _StopOracleOnSignal(oracle, say) as guard:
         try:
             result = loop.run(resume=resume)
-        except OracleStopped:
-            return stored(loop, "interrupted", signum=guard.signum)
+        except OracleStopped:  # the tables hold every round finished (stored as each ended)
+            return summary(loop, "interrupted", signum=guard.signum)
         except UserError as error:  # nothing verified to learn from: say so in the folder too
-            stored(loop, "failed", signum=guard.signum, error=str(error))
+            summary(loop, "failed", signum=guard.signum, error=str(error))
             raise
         finally:
             oracle.close()

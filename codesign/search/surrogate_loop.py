@@ -352,7 +352,7 @@ class SurrogateLoop:
                 self.say(f"oracle {self.oracle.name}: {len(init)} space-filling designs")
                 self.verify(init, round_=0, role=["initial"] * len(init), predicted=None)
                 round_ = 0
-                self._round_done()
+            self._round_done()  # the initial set, or the replayed rounds, stored again
             self._check_start()
             while len(self.records) < s.budget and self.stopped_by is None:
                 round_ += 1
