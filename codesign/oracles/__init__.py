@@ -1,7 +1,8 @@
 """Oracles: slow, trusted per-layer cycle models (SCALE-Sim, a command-line simulator, an emulated one).
 
 See :mod:`codesign.oracles.base` for the protocol and the registry, :mod:`codesign.oracles.jobs`
-and :mod:`codesign.oracles.cache` for a query and its cache, :mod:`codesign.oracles.designs` for the
+and :mod:`codesign.oracles.cache` for a query and its cache (failures included), :mod:`codesign.oracles.process`
+for simulator processes that are killed with their children, :mod:`codesign.oracles.designs` for the
 design-level adapter, and ``docs/surrogate.md`` for the surrogate-assisted search that spends them sparingly.
 """
 
@@ -11,6 +12,8 @@ from codesign.oracles.base import (
     LayerResult,
     Oracle,
     OracleCostModel,
+    OracleJobError,
+    OracleStopped,
     design_jobs,
     get_oracle,
     oracle_evaluate,
@@ -23,6 +26,8 @@ __all__ = [
     "LayerResult",
     "Oracle",
     "OracleCostModel",
+    "OracleJobError",
+    "OracleStopped",
     "design_jobs",
     "get_oracle",
     "oracle_evaluate",
