@@ -74,6 +74,15 @@ def design_jobs(space, candidates) -> DesignJobs:
         df[:, :, None].astype(np.float64),
     ], axis=2).reshape(P * L, 6)
     uniq, inverse = np.unique(table, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    # Jobs in the order designs first need them (design 0's layers, then what design 1 adds, ...): an
+    # oracle stopped part-way (its deadline) has then finished whole designs, not a layer of each.
+    first = np.full(len(uniq), inverse.size)
+    np.minimum.at(first, inverse, np.arange(inverse.size))
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    uniq, inverse = uniq[order], rank[inverse]
     jobs = []
     for l, h, w, s, b, d in uniq:
         form = forms[int(l)]
