@@ -6,7 +6,8 @@ finished Optuna ``FrozenTrial`` with its objectives, its budget constraints (Opt
 ``constraints:<name>`` system attributes: constrained domination, not a penalty), its
 metrics and the strategy's attributes, and the whole batch is written to the storage in
 one go (:class:`~codesign.search.storage.TrialWriter`). A crash or Ctrl-C loses at most
-the batch in flight.
+the batch in flight, and a second signal never cuts a write short
+(:func:`~codesign.search.guards.deferred_abort`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from codesign.model.evaluator import Evaluator
+from codesign.search.guards import deferred_abort
 from codesign.search.optuna_internals import constraint_key
 from codesign.search.storage import TrialWriter
 from codesign.space import DesignSpace
@@ -52,6 +54,11 @@ class Timings:
                 break
         return s_sum / n_sum
 
+    def merged(self, other: "Timings") -> "Timings":
+        """The timings of this part of a run followed by ``other``'s."""
+        sums = {k: getattr(self, k) + getattr(other, k) for k in ("sample_s", "evaluate_s", "tell_s", "store_s", "evaluated")}
+        return Timings(**sums, generations=self.generations + other.generations, phases=self.phases + other.phases)
+
     def as_dict(self) -> dict:
         out = {k: round(v, 6) if isinstance(v, float) else v for k, v in self.__dict__.items() if k not in ("generations", "phases")}
         first, last = self.per_trial_s(True), self.per_trial_s(False)
@@ -67,7 +74,6 @@ class SearchState:
     """What the loop knows between generations."""
 
     cache: dict[bytes, tuple[np.ndarray, str | None, int]] = field(default_factory=dict)
-    stop_requested: bool = False
 
 
 class RowCodec:
@@ -193,7 +199,9 @@ class BatchLoop:
                 intermediate_values={}, trial_id=-1,
             ))
         t3 = time.perf_counter()
-        self.writer.write(frozen, study_attrs, params_json=self.codec.params_json(codes) if self.writer.fast else None)
+        params_json = self.codec.params_json(codes) if self.writer.fast else None
+        with deferred_abort():  # a second signal waits until the batch is written whole
+            self.writer.write(frozen, study_attrs, params_json=params_json)
         if frozen and frozen[0].number != number:  # someone else wrote to the study meanwhile
             self.say(f"warning: trials were added to the study by another process; numbering continues at {frozen[-1].number + 1}")
         self.next_number = frozen[-1].number + 1 if frozen else number

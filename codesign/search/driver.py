@@ -4,9 +4,9 @@ One loop for every strategy (:mod:`codesign.search.strategies`): the strategy pr
 batch of code rows, :class:`~codesign.search.batch.BatchLoop` evaluates them (each distinct
 design once, ever) and stores them as finished trials, the strategy is told the trials. A
 stopped run is resumed by the strategy from the stored trials, up to exactly the requested
-total. While the loop runs: the first Ctrl-C stores the batch in flight and stops, small
-batches evaluate on one torch thread, and no full garbage collection walks the stored trials
-(:mod:`codesign.search.guards`).
+total. While the loop runs: the first SIGINT or SIGTERM stores the batch in flight and stops
+(a second aborts, never inside a storage write), small batches evaluate on one torch thread,
+and no full garbage collection walks the stored trials (:mod:`codesign.search.guards`).
 """
 
 from __future__ import annotations
@@ -57,9 +57,9 @@ def run_search(
     try:
         if loop.previous:
             chosen.resume(loop.stored, study_system_attrs(persistent))
-        guards = StopOnInterrupt(loop.state, say), torch_threads(evaluator.device, space.design.search.population, cpu_threads), no_full_gc()
-        with guards[0], guards[1], guards[2]:
-            while remaining > 0 and not loop.state.stop_requested:
+        guards = StopOnInterrupt(say), torch_threads(evaluator.device, space.design.search.population, cpu_threads), no_full_gc()
+        with guards[0] as stop, guards[1], guards[2]:
+            while remaining > 0 and not stop.stop_requested:
                 t0 = time.perf_counter()
                 proposal = chosen.propose(remaining)
                 if proposal is None:
