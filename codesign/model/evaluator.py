@@ -5,20 +5,23 @@ plug-ins, checks that every objective and budget names a metric the model or a p
 provides (the one place this is checked), and resolves the device. :class:`Evaluator`
 takes integer rows of the design space and returns a float64 array of every metric, with a
 reason for each candidate that failed (a plug-in that raised or returned NaN fails only the
-candidates concerned).
+candidates concerned). What a plug-in returns is checked strictly: a floating ``[P]`` tensor or
+array for each metric it provides; anything else is a :class:`~codesign.errors.PluginError` for
+the whole batch, naming the plug-in, the metric, what it got and what was expected.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 
 from codesign.design import Design
-from codesign.errors import ArgumentError, DesignError
+from codesign.errors import ArgumentError, DesignError, PluginError
 from codesign.model.analytical import AnalyticalModel
 from codesign.model.plugins import CostModel, load_plugins
 from codesign.space import Candidates, DesignSpace, take
@@ -148,10 +151,21 @@ class Evaluator:
             errors[offset : offset + len(chunk_errors)] = chunk_errors
         return torch.stack([metrics[n].to(torch.float64) for n in self.metric_names], dim=1)
 
+    def check_plugins(self) -> None:
+        """Run the plug-ins once on two designs of the space (its first and last choices), so that a
+        plug-in that breaks its contract (:meth:`_checked`) stops a run before any work; a plug-in
+        that raises for these designs is not an error here (it fails only their trials in a search)."""
+        if self.plugins:
+            rows = torch.zeros(2, self.space.dimension, dtype=torch.long)
+            rows[1] = torch.tensor([len(k.choices) - 1 if k.choices is not None else k.high for k in self.space.knobs], dtype=torch.long)
+            self.evaluate_rows(rows)
+
     def _apply(self, plugin: CostModel, candidates: Candidates, metrics: dict, errors: list) -> None:
         label = type(plugin).__name__
         try:
             out = self._call(plugin, candidates, metrics, len(candidates))
+        except PluginError:
+            raise  # a broken contract: the plug-in's bug, for the whole batch
         except Exception:
             # Isolate the failing candidates: evaluate them one at a time.
             parts = {name: [] for name in plugin.provides}
@@ -159,6 +173,8 @@ class Evaluator:
                 one = take(candidates, torch.tensor([i], device=self.device))
                 try:
                     single = self._call(plugin, one, {k: v[i : i + 1] for k, v in metrics.items()}, 1)
+                except PluginError:
+                    raise
                 except Exception as error:
                     errors[i] = errors[i] or f"plug-in {label} raised {type(error).__name__}: {error}"
                     single = {name: torch.full((1,), math.nan, dtype=self.dtype, device=self.device) for name in plugin.provides}
@@ -173,12 +189,31 @@ class Evaluator:
 
     def _call(self, plugin: CostModel, candidates: Candidates, metrics: dict, n: int) -> dict[str, torch.Tensor]:
         result = plugin.evaluate(candidates, dict(metrics))
-        out = {}
-        for name in plugin.provides:
-            if name not in result:
-                raise KeyError(f"result has no metric {name!r}")
-            value = torch.as_tensor(result[name], dtype=self.dtype, device=self.device).reshape(-1)
-            if value.numel() != n:
-                raise ValueError(f"{name} has {value.numel()} values for {n} candidates")
-            out[name] = value
-        return out
+        if not isinstance(result, Mapping):
+            raise PluginError(f"plug-in {type(plugin).__name__}: evaluate() returned {_describe(result)}; expected a mapping "
+                              f"from each provided metric ({', '.join(plugin.provides)}) to a floating [P] tensor or array, P = {n}")
+        return {name: self._checked(plugin, name, result, n) for name in plugin.provides}
+
+    def _checked(self, plugin: CostModel, name: str, result: Mapping, n: int) -> torch.Tensor:
+        """``result[name]`` as a float tensor on the device, if it is a floating ``[n]`` tensor or array."""
+        expected = f"expected a floating [P] tensor or array, P = {n} candidates"
+        where = f"plug-in {type(plugin).__name__}: metric {name!r}"
+        if name not in result:
+            raise PluginError(f"{where}: missing from the result (it has {sorted(map(str, result))}); {expected}")
+        value = result[name]
+        floating = (isinstance(value, torch.Tensor) and value.is_floating_point()) or (
+            isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating))
+        if not floating or tuple(value.shape) != (n,):
+            raise PluginError(f"{where}: got {_describe(value)}; {expected}")
+        return torch.as_tensor(value).to(device=self.device, dtype=self.dtype)
+
+
+def _describe(value) -> str:
+    """What a plug-in returned, in words: its type, and dtype and shape for arrays."""
+    if isinstance(value, torch.Tensor):
+        return f"a torch tensor of dtype {str(value.dtype).removeprefix('torch.')} and shape {list(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"a numpy array of dtype {value.dtype} and shape {list(value.shape)}"
+    kind = type(value).__name__ if type(value).__module__ == "builtins" else f"{type(value).__module__}.{type(value).__name__}"
+    shown = repr(value)
+    return f"a {'Python ' if '.' not in kind else ''}{kind} {shown if len(shown) <= 40 else shown[:37] + '...'}"
