@@ -81,9 +81,12 @@ def explore(
     Args:
         design: a :class:`Design` or the path of a design file.
         trials: total trials the study should hold at the end (default: the design's
-            ``search.trials``); a run folder that already holds some resumes.
-        seed: NSGA-II seed (default: the design's ``search.seed``).
-        out: run folder: ``trials.csv``, ``front.csv``, ``front.png``, ``summary.json``.
+            ``search.trials``); a run folder that already holds some resumes (fewer than it
+            holds is an error; refined designs count against this total too).
+        seed: NSGA-II seed (default: the design's ``search.seed``; resuming, the run's own,
+            and another one is an error).
+        out: run folder: ``trials.csv``, ``front.csv``, ``front.png``, ``summary.json``
+            (whose ``status`` is ``finished``, ``interrupted`` or ``failed``).
         storage: an Optuna storage URL instead of the run folder's journal file.
         device: ``auto``, ``cpu`` or ``cuda``.
         progress: show a progress bar.
@@ -98,6 +101,11 @@ def explore(
             (:mod:`codesign.search.surrogate_loop`; ``trials`` is then per round).
         oracle_deadline: seconds after which the oracle loop asks the oracle nothing more and
             reports what it has verified (default: no deadline).
+
+    A first SIGINT or SIGTERM stores the batch in flight and returns the run with ``status``
+    ``interrupted`` (and ``signal``); a second raises :class:`~codesign.search.guards.Aborted`
+    (a ``KeyboardInterrupt``). A run whose every trial failed raises :class:`UserError` after
+    writing its outputs.
     """
     design = _as_design(design)
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 1):
@@ -106,9 +114,9 @@ def explore(
         raise ArgumentError("seed", seed, "expected a non-negative integer")
     if not str(device).startswith("cuda:"):
         _choose("device", device, "auto", DEVICES)
-    seed = design.search.seed if seed is None else seed
     if oracle is not None or oracle_budget is not None:
         _check_oracle_arguments(oracle, oracle_budget, storage, strategy, sampler, refine)
+        seed = design.search.seed if seed is None else seed
         return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials, seed=seed, out=out, device=device, say=say,
                                    deadline_s=oracle_deadline)
     if oracle_deadline is not None:
@@ -119,5 +127,5 @@ def explore(
     refine = _choose("refine", refine, design.search.refine, REFINE_METHODS)
     if strategy != "joint" and sampler != "nsga2":
         raise ArgumentError("sampler", sampler, f"applies to the joint strategy only (the {strategy} strategy has its own sampling)")
-    return explore_plain(design, trials=design.search.trials if trials is None else trials, seed=seed, out=Path(out),
+    return explore_plain(design, trials=trials, seed=seed, out=Path(out),
                          storage=storage, device=device, progress=progress, say=say, strategy=strategy, sampler=sampler, refine=refine)

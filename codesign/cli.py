@@ -1,16 +1,22 @@
 """The shell entry point: ``codesign explore | report | show | cycles | surrogate`` (also ``python -m codesign``).
 
-User errors (bad design file, bad flag, failing plug-in, wrong run folder) print one
-message and exit with code 2; nothing is left half-written.
+User errors (bad design file, bad flag, failing plug-in, wrong run folder) and OS errors (a
+read-only or full disk, a path that is not a folder) print one message and exit with code 2;
+nothing is left half-written. A run stopped by SIGINT or SIGTERM exits with 130 or 143 after
+writing its outputs (a second signal: at once, with one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
+import signal
 import sys
 
 from codesign.argtypes import non_negative_int, positive_float, positive_int
 from codesign.errors import ArgumentError, UserError
+from codesign.search.guards import Aborted
 from codesign.vocab import DEVICES, REFINE_METHODS, SAMPLERS, STRATEGIES
 
 
@@ -71,12 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                 oracle=args.oracle, oracle_budget=args.oracle_budget, oracle_deadline=args.oracle_deadline, strategy=args.strategy, sampler=args.sampler,
                 refine=args.refine,
             )
-            s = run.summary
-            print(
-                f"{s['n_trials']} trials ({s['trials_added']} new, {s['n_feasible']} feasible), "
-                f"{s['n_front']} on the front, hypervolume {s['hypervolume']:.6g}, "
-                f"{s['wall_s']:.1f} s wall → {run.out}"
-            )
+            return _explored(run)
         elif args.command == "report":
             for path in api.report(args.run):
                 print(path)
@@ -95,10 +96,49 @@ def main(argv: list[str] | None = None) -> int:
         message = error.words("cli") if isinstance(error, ArgumentError) else str(error)
         print(f"codesign: error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"codesign: error: {os_error_words(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as error:  # a second signal during explore, or one anywhere else
+        signum = error.signum if isinstance(error, Aborted) else signal.SIGINT
+        print(f"codesign: stopped by {signal.Signals(signum).name} (anything already stored is kept; run the same command to "
+              "resume)", file=sys.stderr)
+        return 128 + signum
     return 0
 
 
+def _explored(run) -> int:
+    """The result line of ``explore``; its exit code: 0, or 128 + the signal that stopped it."""
+    s = run.summary
+    print(
+        f"{s['n_trials']} trials ({s['trials_added']} new, {s['n_feasible']} feasible), "
+        f"{s['n_front']} on the front, hypervolume {s['hypervolume']:.6g}, "
+        f"{s['wall_s']:.1f} s wall → {run.out}"
+    )
+    if not s.get("signal"):
+        return 0
+    if s.get("status") == "interrupted":
+        print(f"codesign: interrupted by {s['signal']}: the study holds {s['n_trials']} of {s.get('trials_requested')} trials; "
+              "run the same command to resume", file=sys.stderr)
+    else:
+        print(f"codesign: {s['signal']} received after the search; the run folder is complete", file=sys.stderr)
+    return 128 + signal.Signals[s["signal"]].value
+
+
+def os_error_words(error: OSError) -> str:
+    """An OS error as one line: the path(s), what the errno means, and its name (``ENOSPC``)."""
+    paths = " → ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    meaning = os.strerror(error.errno) if error.errno else str(error)
+    name = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+    return f"{paths}: {meaning}{name}" if paths else f"{meaning}{name}"
+
+
+def _raise_on_sigterm(signum, frame):
+    raise Aborted(signum)
+
+
 def entry() -> None:
+    signal.signal(signal.SIGTERM, _raise_on_sigterm)  # one line and exit 143, not a silent death (explore handles it itself)
     sys.exit(main())
 
 

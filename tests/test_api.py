@@ -6,7 +6,7 @@ import pytest
 
 import codesign
 from codesign.errors import ArgumentError, UserError
-from tests.helpers import EDGE, assert_one_error, cli
+from tests.helpers import EDGE, POPULATION, assert_one_error, cli, write_design
 
 
 @pytest.mark.parametrize(
@@ -53,3 +53,18 @@ def test_public_names_resolve():
     for name in codesign.__all__:
         assert getattr(codesign, name) is not None, name
     assert codesign.Oracle.__name__ == "Oracle" and codesign.LayerJob.__name__ == "LayerJob"
+
+
+def test_resume_refusals_are_named_as_in_the_call(tmp_path):
+    design = write_design(tmp_path)
+    out = tmp_path / "run"
+    run = codesign.explore(design, trials=2 * POPULATION, seed=3, out=out, say=lambda _: None)
+    assert run.status == "finished" and run.summary["seed"] == 3
+    with pytest.raises(ArgumentError) as caught:
+        codesign.explore(design, trials=3 * POPULATION, seed=4, out=out, say=lambda _: None)
+    assert str(caught.value).startswith(f"seed=4: the run folder {out} holds a run with seed 3; resume it with that seed (or leave seed out)")
+    with pytest.raises(ArgumentError) as caught:
+        codesign.explore(design, trials=POPULATION, out=out, say=lambda _: None)
+    assert str(caught.value).startswith(f"trials={POPULATION}: the run folder {out} already holds {2 * POPULATION} trials and trials is")
+    run = codesign.explore(design, trials=3 * POPULATION, out=out, say=lambda _: None)  # the run's own seed
+    assert (run.status, run.summary["seed"], run.summary["n_trials"]) == ("finished", 3, 3 * POPULATION)

@@ -517,6 +517,8 @@ def test_interrupt_keeps_finished_trials_and_resumes(capsys, tmp_path):
         proc.kill()
         raise
     assert "Traceback" not in err, err
+    assert proc.returncode == 130, err  # the shell's code for a process stopped by SIGINT, not 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
 
     stored = stored_trials(out)
     assert 0 < len(stored) < total, "the run was not interrupted"

@@ -108,8 +108,8 @@ def test_explore_refine_adds_refined_trials(tmp_path):
     trials = optuna.load_study(study_name="codesign", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(tmp_path / "r" / "study.journal")))).get_trials(deepcopy=False)
     refined = [t for t in trials if REFINE_KEY in t.system_attrs]
-    assert run.summary["refine"]["trials_added"] == len(refined) == len(trials) - 256
-    assert run.summary["trials_added"] == len(trials) == run.summary["n_trials"]
+    assert run.summary["refine"]["trials_added"] == len(refined) > 0
+    assert run.summary["trials_added"] == len(trials) == run.summary["n_trials"] == 256  # refined designs count against the total
     assert all(t.system_attrs[REFINE_KEY] < 256 for t in refined)
 
 

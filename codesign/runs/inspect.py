@@ -1,5 +1,8 @@
 """``codesign report`` and ``codesign show``: redraw a run's plots from its stored trials, and draw
 one trial's design (floorplan, Gantt chart, schedule table, GraphML and JSON of its graph).
+
+Every file is written to a temporary file in the run folder and renamed into place, and both
+commands first remove the temporary files a killed earlier command left behind.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from codesign.errors import ArgumentError, UserError
 from codesign.graph import design_graph, write_graph_json, write_graphml
 from codesign.model.evaluator import Evaluator, build_evaluator
 from codesign.plots import plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
-from codesign.runs.tables import write_csv
+from codesign.runs.tables import remove_stale_temps, write_atomic, write_csv
 from codesign.runs.folder import RUN_FILE
 from codesign.runs.outputs import open_run, write_outputs
 from codesign.search.pareto import hypervolume_history
@@ -29,6 +32,7 @@ def _load_run_space(out: Path) -> tuple[DesignSpace, Evaluator, dict]:
     if not run_file.is_file():
         raise UserError(f"{out}: not a codesign run folder (no {RUN_FILE}); run `codesign explore` first")
     info = json.loads(run_file.read_text())
+    remove_stale_temps(out)
     design = parse_design(info["design"], source=info.get("design_source", str(run_file)))
     space, evaluator = build_evaluator(design)
     return space, evaluator, info
@@ -42,17 +46,21 @@ def report(out: str | Path) -> list[Path]:
     persistent = load_or_create_study(backend, ["minimize"] * len(space.design.objectives.minimize))
     # Keep what only the run itself measured (seed, wall time, throughput) from its summary.
     previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
-    run_keys = ("seed", "strategy", "sampler", "refine", "device", "trials_added", "wall_s", "evals_per_s", "trials_per_s", "timings_s", "storage")
+    run_keys = ("status", "signal", "error", "trials_requested", "seed", "strategy", "sampler", "refine", "device", "trials_added", "wall_s", "evals_per_s",
+                "trials_per_s", "timings_s", "storage")
     run_stats = {k: previous[k] for k in run_keys if k in previous}
+    if run_stats.get("status") == "running":  # its process was killed outright: what it stored is what there is
+        run_stats["status"] = "interrupted"
     run = write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
     objectives = run.objectives
     paths = [out / "front.png"]
     if len(run.front):
         ref = np.array([run.summary["reference_point"][o] for o in objectives])
         history = hypervolume_history(run.trials, objectives, ref)
-        paths.append(plot_hypervolume_history(history, out / "hypervolume.png", reference_point=ref))
+        paths.append(write_atomic(out / "hypervolume.png", lambda p: plot_hypervolume_history(history, p, reference_point=ref)))
         knobs = [k.name for k in space.knobs if k.name.startswith("hw.") or k.name == "sched.mode"]
-        paths.append(plot_parallel_coordinates(run.front, [*objectives, *knobs], out / "parallel_coordinates.png"))
+        columns = [*objectives, *knobs]
+        paths.append(write_atomic(out / "parallel_coordinates.png", lambda p: plot_parallel_coordinates(run.front, columns, p)))
     return paths
 
 
@@ -84,11 +92,11 @@ def show(out: str | Path, trial: int) -> dict[str, Path]:
             "dram_bytes": detail["dram_bytes"][0].tolist(),
         }
     )
-    stem = out / f"trial_{trial}"
+    stem = f"trial_{trial}"
     return {
-        "floorplan": plot_floorplan(graph, f"{stem}_floorplan.png", title=f"trial {trial}"),
-        "gantt": plot_gantt(schedule, f"{stem}_gantt.png", title=f"trial {trial}: layer-by-layer schedule"),
-        "schedule": write_csv(schedule, Path(f"{stem}_schedule.csv")),
-        "graphml": write_graphml(graph, f"{stem}.graphml"),
-        "json": write_graph_json(graph, f"{stem}.json"),
+        "floorplan": write_atomic(out / f"{stem}_floorplan.png", lambda p: plot_floorplan(graph, p, title=f"trial {trial}")),
+        "gantt": write_atomic(out / f"{stem}_gantt.png", lambda p: plot_gantt(schedule, p, title=f"trial {trial}: layer-by-layer schedule")),
+        "schedule": write_csv(schedule, out / f"{stem}_schedule.csv"),
+        "graphml": write_atomic(out / f"{stem}.graphml", lambda p: write_graphml(graph, p)),
+        "json": write_atomic(out / f"{stem}.json", lambda p: write_graph_json(graph, p)),
     }

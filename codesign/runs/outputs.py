@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ import pandas as pd
 
 from codesign.errors import UserError
 from codesign.plots import plot_front
-from codesign.runs.tables import pareto_front, trials_frame, write_csv, write_json
+from codesign.runs.tables import json_text, pareto_front, stage, trials_frame, write_json
+from codesign.search.guards import deferred_abort
 from codesign.search.pareto import hypervolume, knee_point, reference_point
 from codesign.space import DesignSpace
 
@@ -36,18 +38,58 @@ class Run:
     def knee_trial(self) -> int | None:
         return self.summary.get("knee_trial")
 
+    @property
+    def status(self) -> str:
+        """``finished``, ``interrupted``, ``failed`` or ``running`` (see :data:`STATUSES`)."""
+        return self.summary.get("status", "finished")
+
+
+#: summary.json's ``status``: the run did all it was asked; a signal stopped it early (resume it with
+#: the same command); an error stopped it (``error`` says which). ``running`` is written when a run
+#: starts on a folder that already holds outputs, so a run killed outright (kill -9) leaves them marked.
+STATUSES = ("finished", "interrupted", "failed", "running")
+TOP_FAIL_REASONS = 5
+OUTPUT_FILES = ("trials.csv", "front.csv", "front.png", "summary.json")
+
 
 def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials, *, run_stats: dict) -> Run:
-    """trials.csv, front.csv, front.png and summary.json from the study's trials.
+    """trials.csv, front.csv, front.png and summary.json from the study's trials, all or none.
 
-    ``run_stats`` (seed, wall time, throughput, ...) describe the run that made the trials;
-    they go into summary.json beside what is computed here from the trials.
+    ``run_stats`` (status, seed, wall time, throughput, ...) describe the run that made the
+    trials; they go into summary.json beside what is computed here from the trials. Every file is
+    written to a temporary file first and the four are renamed into place together, where a
+    second signal cannot cut them short: the folder holds the previous outputs or the new ones.
     """
     design = space.design
     objectives = design.objectives.minimize
     frame = effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
     # One row per design: a design proposed again is a trial (with ``duplicate_of``) but not a second front point.
     front = pareto_front(frame[frame["duplicate_of"].isna()], objectives)
+    summary, knee = summarize(space, metric_names, frame, front)
+    summary = {"status": run_stats.get("status", "finished"), **summary, **run_stats}
+    title = f"{design.workload.network}: {len(frame)} trials"
+    staged = []
+    try:
+        staged.append((stage(out / "trials.csv", lambda p: frame.to_csv(p, index=False)), out / "trials.csv"))
+        staged.append((stage(out / "front.csv", lambda p: front.to_csv(p, index=False)), out / "front.csv"))
+        staged.append((stage(out / "front.png", lambda p: plot_front(frame, front, objectives, p, knee=knee, title=title,
+                                                                         constraints=design.constraints)), out / "front.png"))
+        staged.append((stage(out / "summary.json", lambda p: Path(p).write_text(json_text(summary))), out / "summary.json"))
+        with deferred_abort():
+            for tmp, path in staged:
+                os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+    return Run(out=out, trials=frame, front=front, summary=summary)
+
+
+def summarize(space: DesignSpace, metric_names: list[str], frame: pd.DataFrame, front: pd.DataFrame) -> tuple[dict[str, Any], int | None]:
+    """What summary.json says about the trials (counts, failures, front, hypervolume, knee or best
+    design), and the knee's position in ``front``."""
+    design = space.design
+    objectives = design.objectives.minimize
+    failed = frame[frame["state"] == "fail"]
     summary: dict[str, Any] = {
         "design": design.source,
         "workload": design.workload.network,
@@ -55,29 +97,50 @@ def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials
         "constraints": design.constraints,
         "n_trials": int(len(frame)),
         "n_complete": int((frame["state"] == "complete").sum()),
+        "n_failed": int(len(failed)),
+        "fail_reasons": {str(k): int(v) for k, v in failed["fail_reason"].value_counts().head(TOP_FAIL_REASONS).items()},
         "n_feasible": int(frame["feasible"].sum()),
         "n_front": int(len(front)),
         "n_unique_designs": int(len(frame) - frame["duplicate_of"].notna().sum()),
     }
-    feasible = frame[frame["feasible"]][objectives].to_numpy(dtype=float)
-    feasible = feasible[np.isfinite(feasible).all(axis=1)]
-    knee = None
-    if len(front):
-        ref = reference_point(feasible)
-        summary["reference_point"] = dict(zip(objectives, map(float, ref)))
-        summary["reference_point_rule"] = "nadir + 0.1·(nadir − ideal) of the feasible trials"
-        summary["hypervolume"] = hypervolume(front[objectives].to_numpy(dtype=float), ref)
-        knee = knee_point(front[objectives].to_numpy(dtype=float))
-        summary["knee_trial"] = int(front.iloc[knee]["trial"])
-        summary["knee"] = {o: float(front.iloc[knee][o]) for o in objectives}
-    else:
+    if not len(front):
         summary.update({"reference_point": None, "hypervolume": 0.0, "knee_trial": None})
-    write_csv(frame, out / "trials.csv")
-    write_csv(front, out / "front.csv")
-    plot_front(frame, front, objectives, out / "front.png", knee=knee, title=f"{design.workload.network}: {len(frame)} trials")
-    summary.update(run_stats)
-    write_json(summary, out / "summary.json")
-    return Run(out=out, trials=frame, front=front, summary=summary)
+        if len(objectives) == 1:
+            summary.update({"best_trial": None, "best": None})
+        return summary, None
+    feasible = frame[frame["feasible"]][objectives].to_numpy(dtype=float)
+    ref = reference_point(feasible[np.isfinite(feasible).all(axis=1)])
+    summary["reference_point"] = dict(zip(objectives, map(float, ref)))
+    summary["reference_point_rule"] = "nadir + 0.1·(nadir − ideal) of the feasible trials"
+    summary["hypervolume"] = hypervolume(front[objectives].to_numpy(dtype=float), ref)
+    # One objective: the front is the best design (and its ties); the first found is the best, and the knee.
+    knee = 0 if len(objectives) == 1 else knee_point(front[objectives].to_numpy(dtype=float))
+    summary["knee_trial"] = int(front.iloc[knee]["trial"])
+    summary["knee"] = {o: float(front.iloc[knee][o]) for o in objectives}
+    if len(objectives) == 1:
+        summary["best_trial"] = summary["knee_trial"]
+        summary["best"] = {m: float(front.iloc[knee][m]) for m in metric_names}
+    return summary, knee
+
+
+def failure_line(summary: dict) -> str | None:
+    """One line for stderr when trials failed: the counts and the most common reasons."""
+    if not summary.get("n_failed"):
+        return None
+    reasons = "; ".join(f"{count}× {reason}" for reason, count in summary["fail_reasons"].items())
+    return (f"{summary['n_failed']} of {summary['n_trials']} trials failed, {summary['n_feasible']} feasible; "
+            f"most common reasons: {reasons} (every reason is in trials.csv's fail_reason)")
+
+
+def mark_running(out: Path) -> None:
+    """A run starts on a folder with outputs: its summary says ``running`` until the new outputs
+    replace it, so a run killed outright leaves its outputs marked as not up to date."""
+    path = out / "summary.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    write_json({**summary, "status": "running", "pid": os.getpid()}, path)
 
 
 def effective_cores(space: DesignSpace, frame: pd.DataFrame) -> pd.DataFrame:

@@ -67,13 +67,64 @@ def pareto_front(trials: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
     return front_of(trials, objectives)
 
 
+TEMP_SUFFIX = ".tmp"
+
+
+def _temp_path(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place: a hidden file beside it, named
+    after this process, so that two writers never share one and a stale one can be told apart."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
+
+
 def write_atomic(path: Path, write) -> Path:
-    """Write through ``write(tmp_path)`` then rename, so a reader never sees half a file."""
+    """Write through ``write(tmp_path)``, flush it to disk, then rename it into place: a reader, or
+    the folder after a kill, sees the old file or the new one, never half of one (PNG included)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = stage(path, write)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def stage(path: Path, write) -> Path:
+    """Write ``path``'s new content to its temporary file (synced) and return that file; the
+    caller renames it into place (:func:`os.replace`). Nothing is left behind on failure."""
+    path = Path(path)
+    tmp = _temp_path(path)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Remove the temporary files that a killed writer left in ``folder`` (``.NAME.PID.tmp`` of a
+    process that is gone, and the older ``.NAME.tmp``); returns what was removed."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        pid = tmp.name[: -len(TEMP_SUFFIX)].rsplit(".", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue  # being written, by this process or another one
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -81,4 +132,8 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 
 
 def write_json(data: dict, path: Path) -> Path:
-    return write_atomic(path, lambda p: Path(p).write_text(json.dumps(data, indent=2, default=float) + "\n"))
+    return write_atomic(path, lambda p: Path(p).write_text(json_text(data)))
+
+
+def json_text(data: dict) -> str:
+    return json.dumps(data, indent=2, default=float) + "\n"

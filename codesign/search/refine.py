@@ -242,13 +242,14 @@ def combine(grads: torch.Tensor, method: str, gen: torch.Generator) -> torch.Ten
 
 
 def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *, method: str = "mgda", steps: int = 20,
-                step_size: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray, RefineStats]:
+                step_size: float = 0.3, seed: int = 0, stop=None) -> tuple[np.ndarray, np.ndarray, RefineStats]:
     """Refine the designs ``start`` (integer rows ``[P, D]``); returns ``(rows, origin, stats)``.
 
     ``rows`` are the distinct projected designs that are feasible, differ from their
     starting design and are not dominated by it (objectives of the exact model, budgets
     as constrained domination: a feasible start dominates an infeasible design);
-    ``origin[i]`` is the index in ``start`` that ``rows[i]`` came from.
+    ``origin[i]`` is the index in ``start`` that ``rows[i]`` came from. ``stop()``, checked
+    before each step, ends the steps early (a signal): what the steps so far found is kept.
     """
     if method not in REFINE_METHODS or method == "none":
         raise ArgumentError("refine", method, f"expected {' or '.join(m for m in REFINE_METHODS if m != 'none')}")
@@ -261,6 +262,8 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
     shape_u, shape_l = u.shape, logits.shape
     candidates, origin = [], []
     for step in range(steps):
+        if stop is not None and stop() and candidates:
+            break
         u = u.detach().requires_grad_(bool(relax.numeric))
         logits = logits.detach().requires_grad_(bool(relax.df_cols))
         params = [p for p in (u, logits) if p.requires_grad]
@@ -286,8 +289,8 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
         stats.history.append(float(norm.median()))
         candidates.append(relax.project(start, u, logits))
         origin.append(torch.arange(len(start), device=relax.device))
-    rows = torch.cat(candidates).cpu()
-    origin_t = torch.cat(origin).cpu()
+    rows = torch.cat(candidates).cpu() if candidates else torch.zeros(0, space.dimension, dtype=torch.long)
+    origin_t = torch.cat(origin).cpu() if origin else torch.zeros(0, dtype=torch.long)
     keys = space.canonical(rows).numpy()
     _, first = np.unique(np.concatenate([keys, origin_t.numpy()[:, None]], axis=1), axis=0, return_index=True)
     first = np.sort(first)
@@ -323,14 +326,23 @@ def front_starts(space: DesignSpace, trials, k: int) -> tuple[torch.Tensor, list
     return torch.tensor(np.stack(picked), dtype=torch.long), [index[p.tobytes()] for p in picked]
 
 
+def refine_reserve(design, trials: int) -> int:
+    """Trials a run of ``trials`` keeps for refinement: what it could return at most
+    (``refine_starts × refine_steps``), but never more than a quarter of the run."""
+    return min(design.search.refine_starts * design.search.refine_steps, trials // 4)
+
+
 def refine_front(space: DesignSpace, evaluator: Evaluator, persistent: optuna.Study, *, method: str, seed: int = 0,
-                 starts: int = 32, steps: int = 20, say=print) -> RefineStats:
-    """Refine the study's front and add the refined designs to it as trials (``codesign:refined_from``)."""
+                 starts: int = 32, steps: int = 20, say=print, max_trials: int | None = None, stop=None) -> RefineStats:
+    """Refine the study's front and add the refined designs to it as trials (``codesign:refined_from``):
+    at most ``max_trials`` of them (the first found), so that a run stays within its total."""
     rows, numbers = front_starts(space, persistent.get_trials(deepcopy=False), starts)
     if not numbers:
         say("refine: no feasible trial to start from; nothing refined")
         return RefineStats(method=method)
-    found, origin, stats = refine_rows(space, evaluator, rows, method=method, steps=steps, seed=seed)
+    found, origin, stats = refine_rows(space, evaluator, rows, method=method, steps=steps, seed=seed, stop=stop)
+    if max_trials is not None:
+        found, origin = found[: max(max_trials, 0)], origin[: max(max_trials, 0)]
     if len(found):
         loop = BatchLoop(space, evaluator, persistent, fast_storage=True, say=say)
         attrs = [{STRATEGY_KEY: f"refine-{method}", REFINE_KEY: numbers[i]} for i in origin]
