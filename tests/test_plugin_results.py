@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from codesign.errors import PluginError
 from codesign.model.evaluator import Evaluator
