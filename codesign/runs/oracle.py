@@ -12,7 +12,7 @@ SIGINT (Ctrl-C) and SIGTERM: the first stops the oracle at once — every simula
 still running is killed with its children, no further job starts — keeps every finished round,
 writes ``summary.json`` with ``status: interrupted`` and the ``signal``, and returns the run (the
 shell exits with 128 + the signal's number, as for a plain search). A second signal raises
-``KeyboardInterrupt`` at once; what is stored stays stored.
+:class:`~codesign.search.guards.Aborted` (a ``KeyboardInterrupt``) at once; what is stored stays stored.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from codesign.plots import plot_front
 from codesign.runs.folder import RUN_FILE, space_fingerprint, write_identity
 from codesign.runs.outputs import Run
 from codesign.runs.tables import write_atomic, write_csv, write_json
+from codesign.search.guards import Aborted
 from codesign.search.reference import REFERENCE_RULE
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
@@ -46,7 +47,7 @@ class _StopOracleOnSignal:
     """SIGINT/SIGTERM/SIGHUP while the loop runs: stop the oracle (kill its simulators), remember the signal.
 
     The handler raises nothing the first time (the loop notices the stopped oracle where it next
-    asks it for a job); a second signal raises ``KeyboardInterrupt`` at once. Installs nothing
+    asks it for a job); a second signal raises :class:`~codesign.search.guards.Aborted` at once. Installs nothing
     outside the main thread, and leaves an ignored signal ignored.
     """
 
@@ -67,12 +68,13 @@ class _StopOracleOnSignal:
     def _handler(self, signum, frame) -> None:
         if self.signum is not None:
             self.oracle.stop()
-            raise KeyboardInterrupt(f"{signal.Signals(signum).name} again: aborted")
+            raise Aborted(signum)
         self.signum = signum
         killed = self.oracle.stop()
+        name = signal.Signals(signum).name
         try:
-            self.say(f"{signal.Signals(signum).name}: oracle stopped ({killed} simulator process group(s) killed); "
-                     "keeping the finished rounds (the same command resumes the run)")
+            self.say(f"{name}: oracle stopped ({killed} simulator process group(s) killed); keeping the finished rounds "
+                     f"(the same command resumes the run; {name} again to abort)")
         except RuntimeError:  # the signal interrupted a write to the same stream
             pass
 
