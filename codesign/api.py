@@ -53,7 +53,7 @@ def _check_oracle_arguments(oracle, oracle_budget, storage, strategy, sampler, r
     if isinstance(oracle_budget, bool) or not isinstance(oracle_budget, int) or oracle_budget < 1:
         raise ArgumentError("oracle_budget", oracle_budget, "expected a positive number of designs")
     if storage is not None:
-        raise ArgumentError("storage", storage, "an oracle run keeps its rounds in memory; leave {arg} out")
+        raise ArgumentError("storage", storage, "an oracle run keeps its rounds in its run folder, not in an Optuna storage; leave {arg} out")
     for argument, value, default in (("strategy", strategy, "joint"), ("sampler", sampler, "nsga2"), ("refine", refine, "none")):
         if value not in (None, default):
             raise ArgumentError(argument, value, "the oracle loop runs its own NSGA-II search on the surrogate; leave {arg} out with an oracle")

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from codesign.errors import UserError
 from codesign.plots import plot_front
 from codesign.runs.tables import json_text, pareto_front, stage, trials_frame, write_json
 from codesign.search.guards import deferred_abort
-from codesign.search.pareto import hypervolume, knee_point, reference_point
+from codesign.search.pareto import hypervolume, knee_point
+from codesign.search.reference import REFERENCE_RULE, design_reference_point
 from codesign.space import DesignSpace
 
 
@@ -108,10 +108,11 @@ def summarize(space: DesignSpace, metric_names: list[str], frame: pd.DataFrame, 
         if len(objectives) == 1:
             summary.update({"best_trial": None, "best": None})
         return summary, None
-    feasible = frame[frame["feasible"]][objectives].to_numpy(dtype=float)
-    ref = reference_point(feasible[np.isfinite(feasible).all(axis=1)])
+    # One reference point per design (its budgets, else a fixed sample of its space), so that two
+    # runs of one design, or a run and its resumption, have comparable hypervolumes.
+    ref = design_reference_point(space)
     summary["reference_point"] = dict(zip(objectives, map(float, ref)))
-    summary["reference_point_rule"] = "nadir + 0.1·(nadir − ideal) of the feasible trials"
+    summary["reference_point_rule"] = REFERENCE_RULE
     summary["hypervolume"] = hypervolume(front[objectives].to_numpy(dtype=float), ref)
     # One objective: the front is the best design (and its ties); the first found is the best, and the knee.
     knee = 0 if len(objectives) == 1 else knee_point(front[objectives].to_numpy(dtype=float))
