@@ -9,13 +9,14 @@ from datetime import datetime
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, IntDistribution
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution, json_to_distribution
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from codesign.search import optuna_internals as oi
-from codesign.search.storage import TrialWriter
+from codesign.search.journal import BLOCK_KEY, JournalLock
+from codesign.search.storage import TrialWriter, short_distribution_json
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -93,14 +94,19 @@ def test_journal_file_internals_are_there(tmp_path):
 
 
 def journal_lines(path) -> list[dict]:
+    """The journal's records without worker ids and block marks, distributions parsed."""
     lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines = [line for line in lines if BLOCK_KEY not in line.get("system_attr", {})]
     for line in lines:
         line.pop("worker_id")
+        if "distributions" in line:
+            line["distributions"] = {k: json_to_distribution(v) for k, v in line["distributions"].items()}
     return lines
 
 
 def test_trial_writer_writes_the_lines_optuna_writes(tmp_path):
-    """TrialWriter's fast path appends exactly the journal lines Optuna's own calls append."""
+    """TrialWriter's fast path appends the journal lines Optuna's own calls append (distributions in
+    their short form, the block between two ``codesign:block`` lines)."""
     distributions = {"a": IntDistribution(1, 8), "b": CategoricalDistribution(["x", "y", 3])}
     trials = [
         frozen(0, [1.5, 2.0], {"lat": 0.25}, params={"a": 3, "b": "y"}, distributions=distributions,
@@ -129,3 +135,65 @@ def test_trial_writer_writes_the_lines_optuna_writes(tmp_path):
             (t.params, t.values, t.state, t.system_attrs) for t in trials
         ]
     assert written["codesign"] == written["optuna"], "the journal line format changed"
+
+
+@pytest.mark.parametrize("distribution", [
+    IntDistribution(0, 15), IntDistribution(1, 64, log=True), IntDistribution(0, 10, step=2), FloatDistribution(0.5, 2.0),
+    FloatDistribution(1e-3, 1.0, log=True), FloatDistribution(0.0, 1.0, step=0.25), CategoricalDistribution(["ws", "os", "is"]),
+    CategoricalDistribution([12.8, 25.6]), CategoricalDistribution([1, 2.0, None, True, "a"]),
+], ids=repr)
+def test_optuna_reads_the_short_distribution_form(tmp_path, distribution):
+    """The journal replay reads each trial's distributions with json_to_distribution, which takes the
+    short form ({"type": "int", ...}) as well as the full one: the trial comes back exactly."""
+    text = short_distribution_json(distribution)
+    assert '"type"' in text, "no short form for this distribution any more"
+    assert json_to_distribution(text) == distribution
+    path = tmp_path / "j.journal"
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))), study_name="s")
+    value = distribution.choices[-1] if isinstance(distribution, CategoricalDistribution) else distribution.high
+    TrialWriter(study).write([frozen(0, [1.0], params={"k": value}, distributions={"k": distribution})])
+    assert '"type"' in json.loads(path.read_text().splitlines()[-2])["distributions"]["k"]
+    back = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path)))).trials[0]
+    assert back.distributions == {"k": distribution} and back.params == {"k": value} and type(back.params["k"]) is type(value)
+
+
+class CountingLock(JournalLock):
+    taken = 0
+
+    def acquire(self) -> bool:
+        CountingLock.taken += 1
+        return super().acquire()
+
+
+def test_optunas_own_appends_take_the_lock_object(tmp_path):
+    """JournalFileBackend(lock_obj=...) takes that lock for every append: codesign's lock (and its
+    torn-tail repair) covers the lines Optuna writes itself (create_study, set_metric_names, ...)."""
+    path = str(tmp_path / "j.journal")
+    storage = JournalStorage(JournalFileBackend(path, lock_obj=CountingLock(path)))
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.set_user_attr("a", 1)
+    assert CountingLock.taken == 2
+
+
+def test_journal_replay_skips_a_torn_last_line_and_fails_on_a_damaged_middle_one(tmp_path):
+    """What codesign relies on: a torn *last* line is ignored on read (a read-only open of a killed run
+    works), a damaged line followed by others raises ValueError (open_journal names `codesign repair`)."""
+    path = tmp_path / "j.journal"
+    study = optuna.create_study(storage=JournalStorage(JournalFileBackend(str(path))), study_name="s")
+    study.set_user_attr("a", 1)
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"op_code":2,"worker_id":"w","study_id":0,"user_a')
+    assert optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(path)))).user_attrs == {"a": 1}
+    path.write_bytes(whole + b'{"op_code":2,"worker_id":"w","study_id":0,"user_a' + whole.splitlines(keepends=True)[-1] * 2)
+    with pytest.raises(ValueError):
+        JournalStorage(JournalFileBackend(str(path)))
+
+
+def test_dashboard_constraints_key_would_duplicate_optunas_constraints():
+    """optuna-dashboard shows a trial's constraints from the legacy list ``system_attrs["constraints"]``;
+    Optuna reads that list *and* the named ``constraints:<name>`` keys codesign writes, so writing both
+    would give every trial each budget twice (as "0", "1", ... and by name)."""
+    from optuna.study._constrained_optimization import _get_constraints_from_system_attrs
+
+    both = _get_constraints_from_system_attrs({oi.CONSTRAINTS_KEY: [0.5], oi.constraint_key("lat"): 0.5})
+    assert both == {"0": 0.5, "lat": 0.5}

@@ -35,6 +35,7 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     ("optuna.storages.journal._storage", "JournalOperation", "the op codes of the journal lines the fast path writes"),
     ("optuna.storages.journal._storage", "json_to_distribution", "replaying a journal with shared distribution objects"),
     ("optuna.storages.journal._file", "get_lock_file", "holding the journal file's lock while appending a generation"),
+    ("optuna.distributions", "BaseDistribution._asdict", "a distribution's attributes, for its short journal JSON"),
 )
 
 #: Attributes of a ``JournalStorage`` (``storage``), its ``JournalFileBackend`` (``backend``) and its
@@ -97,6 +98,14 @@ def study_storage(study: optuna.Study) -> tuple[optuna.storages.BaseStorage, int
 def trial_id(trial: FrozenTrial) -> int:
     """The trial's id in its storage (what NSGA-II's parent cache lists)."""
     return trial._trial_id
+
+
+def distribution_attributes(distribution: optuna.distributions.BaseDistribution) -> dict[str, Any]:
+    """The distribution's constructor arguments (``low``, ``high``, ``step``, ``log`` or ``choices``)."""
+    return _asdict(distribution)
+
+
+_asdict = _required("optuna.distributions", "BaseDistribution._asdict")
 
 
 def set_trial_identity(trial: FrozenTrial, trial_id: int, number: int) -> None:
@@ -174,6 +183,11 @@ class JournalFile:
             yield
 
     @property
+    def lock(self) -> Any:
+        """The backend's lock object (``acquire``/``release``)."""
+        return self.backend._lock
+
+    @property
     def worker_id(self) -> str:
         return self.storage._replay_result.worker_id
 
@@ -182,12 +196,12 @@ class JournalFile:
         replay = self.storage._replay_result
         return len(replay._trials), len(replay._study_id_to_trial_ids[study_id])
 
-    def replayed(self, study_id: int, attr_logs: list[dict], trials: list[FrozenTrial], end: int) -> None:
-        """Bring the in-memory replay up to what was just appended (``attr_logs``, then ``trials``,
-        the file now ending at byte ``end``) without parsing the lines back. Call under
-        :meth:`thread_lock`."""
+    def replayed(self, study_id: int, before: list[dict], trials: list[FrozenTrial], after: list[dict], end: int) -> None:
+        """Bring the in-memory replay up to what was just appended (the study-level lines ``before``,
+        then ``trials``, then the lines ``after``, the file now ending at byte ``end``) without
+        parsing the lines back. Call under :meth:`thread_lock`."""
         replay = self.storage._replay_result
-        replay.apply_logs(attr_logs)
+        replay.apply_logs(before)
         ids = replay._study_id_to_trial_ids[study_id]
         for trial in trials:
             replay._trials[trial._trial_id] = trial
@@ -196,4 +210,5 @@ class JournalFile:
         if trials:
             replay._last_created_trial_id_by_this_process = trials[-1]._trial_id
         replay.log_number_read += len(trials)
+        replay.apply_logs(after)
         self.backend._log_number_offset[replay.log_number_read] = end
