@@ -1,4 +1,4 @@
-"""The shell entry point: ``codesign explore | report | show | cycles | surrogate`` (also ``python -m codesign``).
+"""The shell entry point: ``codesign explore | report | show | repair | cycles | surrogate`` (also ``python -m codesign``).
 
 User errors (bad design file, bad flag, failing plug-in, wrong run folder) and OS errors (a
 read-only or full disk, a path that is not a folder) print one message and exit with code 2;
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
     rp.add_argument("run", help="run folder")
 
+    rr = sub.add_parser("repair", help="make a run's journal readable again after a kill or a full disk; say what was dropped")
+    rr.add_argument("run", help="run folder")
+
     sh = sub.add_parser("show", help="floorplan, Gantt chart and GraphML of one trial's design")
     sh.add_argument("run", help="run folder")
     sh.add_argument("--trial", type=non_negative_int, required=True, help="trial number")
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             for path in api.report(args.run):
                 print(path)
+        elif args.command == "repair":
+            from codesign.runs.repair import repair_run
+
+            done, n_trials = repair_run(args.run)
+            print(f"{done.describe()}; Optuna reads {n_trials} trials")
         elif args.command == "show":
             for path in api.show(args.run, args.trial).values():
                 print(path)
