@@ -17,7 +17,12 @@ journal file both by Optuna alone and through ``codesign.search.storage.open_jou
 (distributions parsed once). Reported per trial: write ms, read ms, bytes on disk.
 The figures are behind the default storage (the journal file).
 
-    .venv/bin/python scripts/bench_storage.py [--quick] [--json]
+``--load-trials N`` also writes an N-trial journal twice, each distribution in Optuna's full JSON
+form (what codesign wrote before) and in its short form (what it writes now), and opens each in a
+fresh process: plain ``optuna.load_study`` + ``get_trials`` and codesign's ``open_journal``, wall
+time and peak memory (``ru_maxrss``), with the bytes per trial.
+
+    .venv/bin/python scripts/bench_storage.py [--quick] [--json] [--load-trials 20000]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -130,6 +136,56 @@ def measure(name: str, n: int, repeats: int, workdir: Path, trials: list[FrozenT
     return entry
 
 
+LOADER = """
+import resource, sys, time
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+start = time.perf_counter()
+if sys.argv[2] == "optuna":
+    storage = JournalStorage(JournalFileBackend(sys.argv[1]))
+else:
+    from codesign.search.storage import open_journal
+    storage = open_journal(sys.argv[1], read_only=True)
+n = len(optuna.load_study(study_name="codesign", storage=storage).get_trials(deepcopy=False))
+print(n, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+"""
+
+
+def measure_load(n: int, workdir: Path, trials: list[FrozenTrial], params_json: list[str], batch: int, say) -> dict:
+    """Bytes per trial and a fresh process's load time and peak memory, full against short distributions."""
+    import codesign.search.storage as storage_module
+
+    out = {}
+    for form in ("full", "short"):
+        folder = workdir / f"load_{form}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "study.journal"
+        short = storage_module.short_distribution_json
+        if form == "full":  # the journal codesign wrote before the short form
+            storage_module.short_distribution_json = optuna.distributions.distribution_to_json
+        try:
+            study = optuna.create_study(storage=open_journal(path), study_name=STUDY_NAME, directions=["minimize", "minimize"])
+            writer = TrialWriter(study)
+            for i in range(0, n, batch):
+                chunk = [trials[j % len(trials)] for j in range(i, min(n, i + batch))]
+                writer.write(fresh(chunk), params_json=[params_json[j % len(trials)] for j in range(i, min(n, i + batch))])
+        finally:
+            storage_module.short_distribution_json = short
+        entry = {"trials": n, "bytes_per_trial": path.stat().st_size / n}
+        for reader in ("optuna", "codesign"):
+            done = subprocess.run([sys.executable, "-c", LOADER, str(path), reader], cwd=ROOT, capture_output=True, text=True, check=True)
+            count, seconds, peak_gib = done.stdout.split()
+            assert int(count) == n, (form, reader, count)
+            entry[f"{reader}_load_s"], entry[f"{reader}_peak_gib"] = float(seconds), float(peak_gib)
+        say(f"load {form:5s} {n} trials: {entry['bytes_per_trial']:,.0f} B/trial; plain optuna.load_study {entry['optuna_load_s']:.1f} s, "
+            f"{entry['optuna_peak_gib']:.2f} GiB; codesign open_journal {entry['codesign_load_s']:.1f} s, {entry['codesign_peak_gib']:.2f} GiB")
+        out[form] = entry
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--journal-trials", type=int, default=2000, help="trials written one at a time to the journal file")
@@ -139,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, help="where the storages go (default: a temporary folder, removed)")
     parser.add_argument("--quick", action="store_true", help="500 / 100 / 2000 trials, one repeat")
+    parser.add_argument("--load-trials", type=int, default=0, help="also time loading a journal of this many trials, full vs short distributions")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -169,9 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         r = report["results"]
         r["journal, optuna add_trial"] = measure("journal, optuna add_trial", args.journal_trials, args.repeats, workdir, trials, write_add_trial, journal, journal_path, say, journal_readers)
-        r["journal, codesign TrialWriter"] = measure("journal, codesign TrialWriter", args.writer_trials, args.repeats, workdir, trials, batch, journal, journal_path, say, journal_readers)
+        r["journal, codesign TrialWriter"] = measure("journal, codesign TrialWriter", args.writer_trials, args.repeats, workdir, trials, batch,
+                                                     journal_readers["codesign open_journal"], journal_path, say, journal_readers)
         r["sqlite, optuna add_trial"] = measure("sqlite, optuna add_trial", args.sqlite_trials, args.repeats, workdir, trials, write_add_trial, sqlite, sqlite_path, say)
         r["sqlite, codesign TrialWriter"] = measure("sqlite, codesign TrialWriter", args.sqlite_trials, args.repeats, workdir, trials, batch, sqlite, sqlite_path, say)
+        if args.load_trials:
+            report["load"] = measure_load(args.load_trials, workdir, trials, params_json, args.batch, say)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
