@@ -190,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
         "partial_files": sum(len(r["leftovers"]) for r in rounds),
         "resume_s_max": max((r["resume_s"] for r in rounds), default=None),
         "seconds": round(time.perf_counter() - t0, 1),
-        "seed": args.seed, "design": str(args.design.relative_to(ROOT) if args.design.is_relative_to(ROOT) else args.design),
+        "seed": args.seed, "add": args.add, "batch": args.batch, "max_delay_s": args.max_delay_s, "rounds_per_folder": args.rounds_per_folder,
+        "design": str(args.design.relative_to(ROOT) if args.design.is_relative_to(ROOT) else args.design),
     }
     if args.rounds:
         result["per_round"] = rounds
