@@ -235,6 +235,9 @@ def test_report_on_a_read_only_run_leaves_its_journal_untouched(tmp_path, capsys
     assert code == 0, err
     assert snapshot(out)[JOURNAL_FILE] == journal
     assert not os.path.lexists(out / (JOURNAL_FILE + ".lock"))
+    # The run's study names its objectives, as optuna-dashboard and plain Optuna show them.
+    study = optuna.load_study(study_name=STUDY_NAME, storage=JournalStorage(JournalFileBackend(str(out / JOURNAL_FILE))))
+    assert study.metric_names == ["latency_s", "cost_usd"]
 
 
 def test_metric_names_and_constraints_as_optunas_tools_read_them(tmp_path):

@@ -29,7 +29,7 @@ from codesign.search.batch import Timings
 from codesign.search.driver import run_search
 from codesign.search.guards import StopOnInterrupt, deferred_abort, signal_name
 from codesign.search.refine import check_refinable, refine_front, refine_reserve
-from codesign.search.storage import STUDY_NAME, load_or_create_study, open_storage
+from codesign.search.storage import STUDY_NAME, open_storage, open_study
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
 
@@ -180,7 +180,8 @@ def open_run_study(out: Path, space, evaluator, *, storage: str | None, strategy
                     "strategy": {"strategy": strategy, "sampler": sampler}, "seed": seed, "plugin_sources": sources,
                 })
             backend, storage_desc = open_storage(out, storage)
-            persistent = load_or_create_study(backend, ["minimize"] * len(design.objectives.minimize))
+            persistent = open_study(backend, ["minimize"] * len(design.objectives.minimize),
+                                    objectives=list(design.objectives.minimize), where=storage_desc)
     except BaseException as error:
         if isinstance(error, OSError) and error.filename is None:
             error.filename = storage or str(out)  # name where it failed: the storage, else the run folder

@@ -23,7 +23,7 @@ from codesign.runs.tables import remove_stale_temps, write_atomic, write_csv
 from codesign.runs.folder import RUN_FILE
 from codesign.runs.outputs import open_run, write_outputs
 from codesign.search.pareto import hypervolume_history
-from codesign.search.storage import load_or_create_study, open_storage
+from codesign.search.storage import open_storage, open_study
 from codesign.space import DesignSpace
 
 
@@ -42,8 +42,9 @@ def report(out: str | Path) -> list[Path]:
     """Regenerate a run's plots from its stored trials: front, hypervolume history, parallel coordinates."""
     out = Path(out)
     space, evaluator, info = _load_run_space(out)
-    backend, _ = open_storage(out, info.get("storage_url"))
-    persistent = load_or_create_study(backend, ["minimize"] * len(space.design.objectives.minimize))
+    # Reading the study never writes to its storage (a CREATE_STUDY record on every open, before).
+    backend, where = open_storage(out, info.get("storage_url"), read_only=True)
+    persistent = open_study(backend, ["minimize"] * len(space.design.objectives.minimize), create=False, where=where)
     # Keep what only the run itself measured (seed, wall time, throughput) from its summary.
     previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
     run_keys = ("status", "signal", "error", "trials_requested", "seed", "strategy", "sampler", "refine", "device", "trials_added", "wall_s", "evals_per_s",
