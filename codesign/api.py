@@ -116,7 +116,6 @@ def explore(
         _choose("device", device, "auto", DEVICES)
     if oracle is not None or oracle_budget is not None:
         _check_oracle_arguments(oracle, oracle_budget, storage, strategy, sampler, refine)
-        seed = design.search.seed if seed is None else seed
         return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials, seed=seed, out=out, device=device, say=say,
                                    deadline_s=oracle_deadline)
     if oracle_deadline is not None:

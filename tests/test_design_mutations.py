@@ -12,7 +12,6 @@ import json
 import shutil
 import tomllib
 from contextlib import redirect_stderr, redirect_stdout
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

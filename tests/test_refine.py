@@ -113,6 +113,19 @@ def test_explore_refine_adds_refined_trials(tmp_path):
     assert all(t.system_attrs[REFINE_KEY] < 256 for t in refined)
 
 
+@pytest.mark.parametrize("strategy", ["random", "sequential"])
+def test_refine_with_a_replayed_strategy_stays_within_the_trials_and_resumes(tmp_path, strategy):
+    """Refined designs were never proposed by the strategy: its replay on resume skips them."""
+    out = tmp_path / "r"
+    quiet = dict(seed=0, out=out, refine="mgda", device="cpu", say=lambda _: None, strategy=strategy)
+    run = api.explore("designs/quality_enumerable.toml", trials=256, **quiet)
+    assert run.summary["status"] == "finished" and run.summary["n_trials"] <= 256
+    assert run.summary["refine"]["trials_added"] > 0
+    if strategy == "random":  # sequential's phases are fixed by its total: it resumes only with the same one
+        again = api.explore("designs/quality_enumerable.toml", trials=320, **quiet)
+        assert again.summary["status"] == "finished" and again.summary["n_trials"] == 320
+
+
 def test_refine_needs_objectives_of_the_builtin_model():
     space = make_space(objectives={"minimize": ["latency_s", "cost_usd"]})
     check_refinable(space, Evaluator(space))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from codesign.errors import ArgumentError
 from codesign.runs.tables import remove_stale_temps, write_atomic
 from tests.helpers import DESIGNS, POPULATION, assert_one_error, cli, snapshot, stored_trials, write_design
 
@@ -228,3 +229,35 @@ def test_a_single_objective_run_gives_the_best_design(capsys, tmp_path):
     assert all(Path(line).is_file() for line in stdout.split())
     code, _, err = cli(capsys, "show", out, "--trial", summary["best_trial"])
     assert code == 0, err
+
+
+def test_report_of_a_run_that_never_wrote_its_summary_says_interrupted(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "explore", write_design(tmp_path), "--trials", 64, "--out", out, "--no-progress")
+    assert code == 0, err
+    (out / "summary.json").unlink()  # as a first run killed outright before its outputs leaves it
+    code, _, err = cli(capsys, "report", out)
+    assert code == 0, err
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"
+
+
+def test_a_damaged_run_file_is_one_line(capsys, tmp_path):
+    out = tmp_path / "run"
+    code, _, err = cli(capsys, "explore", write_design(tmp_path), "--trials", 64, "--out", out, "--no-progress")
+    assert code == 0, err
+    (out / "summary.json").write_text("{not json")
+    code, _, err = cli(capsys, "show", out, "--trial", 0)
+    assert_one_error(code, err, str(out), "unreadable run outputs")
+    (out / "run.json").write_text("[1, 2]")
+    code, _, err = cli(capsys, "report", out)
+    assert_one_error(code, err, "run.json", "expected a JSON object")
+
+
+def test_a_plain_explore_does_not_take_over_an_oracle_run(tmp_path):
+    from codesign.runs.folder import ORACLE_KIND, RUN_FILE, prepare_run_folder
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / RUN_FILE).write_text(json.dumps({"kind": ORACLE_KIND, "fingerprint": "abc", "storage_url": None}))
+    with pytest.raises(ArgumentError, match="holds an oracle-verified run"):
+        prepare_run_folder(out, "abc", None, None)

@@ -68,7 +68,7 @@ def _assert_whole_batches(out: Path) -> int:
     return len(stored)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"])
 def test_first_signal_stores_the_batch_writes_outputs_and_exits_128_plus_n(capsys, tmp_path, signum):
     design = write_design(tmp_path)
     out = tmp_path / "run"

@@ -122,7 +122,7 @@ class OracleCostModel:
     Each call runs the oracle on every layer of every candidate it is given (cached
     layers cost nothing); ``designs`` counts the candidates evaluated, which is what an
     oracle budget counts. Slow by nature: hand it to an
-    :class:`~codesign.model.plugins.Evaluator` only where every call is meant to reach
+    :class:`~codesign.model.evaluator.Evaluator` only where every call is meant to reach
     the oracle (the baseline "NSGA-II on the oracle", or verification).
     """
 

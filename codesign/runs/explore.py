@@ -111,9 +111,15 @@ def _search(space, evaluator, persistent, *, trials: int, seed: int, strategy: s
                                    steps=space.design.search.refine_steps, say=say, max_trials=trials - done, stop=lambda: stop.stop_requested)
             if update is not None:
                 update(refined.trials_added)
-        if reserve and not stop.stop_requested and refined is not None:  # the part of the reserve refinement did not use
-            more, more_added = run_search(space, evaluator, persistent, n_trials=trials, **search)
-            timings, added = timings.merged(more), added + more_added
+        elif refine != "none":
+            say(f"refine: skipped, the run already holds its total of {trials} trials: no room left for refined designs")
+        left = trials - len(persistent.get_trials(deepcopy=False, states=FINISHED))
+        if reserve and not stop.stop_requested and refined is not None and left > 0:  # the reserve refinement did not use
+            if strategy == "sequential":  # its proposals depend on its total: a larger one is another search
+                say(f"refine: {left} trials of the reserve left unused (the sequential strategy's phases are fixed by its budget)")
+            else:
+                more, more_added = run_search(space, evaluator, persistent, n_trials=trials, **search)
+                timings, added = timings.merged(more), added + more_added
     finally:
         if bar is not None:
             bar.close()

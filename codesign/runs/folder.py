@@ -22,6 +22,7 @@ from codesign.runs.tables import write_atomic, write_json
 from codesign.space import DesignSpace
 
 RUN_FILE = "run.json"
+ORACLE_KIND = "surrogate_loop"  # run.json's kind of an oracle-verified run
 DESIGN_COPY = "design.toml"  # the design file as given, for people; run.json holds the validated design
 
 
@@ -48,6 +49,9 @@ def prepare_run_folder(out: Path, fingerprint: str, design: Design, storage_url:
             info = json.loads(run_file.read_text())
         except (OSError, json.JSONDecodeError) as error:
             raise ArgumentError("out", str(out), f"its {RUN_FILE} is unreadable ({error}); use another run folder") from None
+        if info.get("kind") == ORACLE_KIND:
+            raise ArgumentError("out", str(out), "holds an oracle-verified run; resume it with its oracle, or use another run "
+                                "folder for a search without one")
         if info.get("fingerprint") != fingerprint:
             raise ArgumentError(
                 "out", str(out), f"holds a run of a different design space (its design is {out / DESIGN_COPY}); "

@@ -8,6 +8,7 @@ commands first remove the temporary files a killed earlier command left behind.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,11 +28,36 @@ from codesign.search.storage import open_storage, open_study
 from codesign.space import DesignSpace
 
 
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{path}: unreadable ({error}); is this a codesign run folder?") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a JSON object")
+    return data
+
+
+def _alive(pid) -> bool:
+    """Whether the process ``pid`` (another one than this) still runs."""
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _load_run_space(out: Path) -> tuple[DesignSpace, Evaluator, dict]:
     run_file = out / RUN_FILE
     if not run_file.is_file():
         raise UserError(f"{out}: not a codesign run folder (no {RUN_FILE}); run `codesign explore` first")
-    info = json.loads(run_file.read_text())
+    info = _read_json(run_file)
+    if "design" not in info:
+        raise UserError(f"{run_file}: holds no design; is this a codesign run folder?")
     remove_stale_temps(out)
     design = parse_design(info["design"], source=info.get("design_source", str(run_file)))
     space, evaluator = build_evaluator(design)
@@ -46,11 +72,13 @@ def report(out: str | Path) -> list[Path]:
     backend, where = open_storage(out, info.get("storage_url"), read_only=True)
     persistent = open_study(backend, ["minimize"] * len(space.design.objectives.minimize), create=False, where=where)
     # Keep what only the run itself measured (seed, wall time, throughput) from its summary.
-    previous = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+    previous = _read_json(out / "summary.json") if (out / "summary.json").is_file() else {}
     run_keys = ("status", "signal", "error", "trials_requested", "seed", "strategy", "sampler", "refine", "device", "trials_added", "wall_s", "evals_per_s",
                 "trials_per_s", "timings_s", "storage")
     run_stats = {k: previous[k] for k in run_keys if k in previous}
-    if run_stats.get("status") == "running":  # its process was killed outright: what it stored is what there is
+    # No summary: the run stopped before its first outputs. "running" from a process that is gone:
+    # it was killed outright. Either way what it stored is what there is: interrupted.
+    if not previous or (run_stats.get("status") == "running" and not _alive(previous.get("pid"))):
         run_stats["status"] = "interrupted"
     run = write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
     objectives = run.objectives

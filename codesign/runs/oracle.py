@@ -32,7 +32,7 @@ from codesign.model.evaluator import check_metrics, resolve_device
 from codesign.model.plugins import load_plugins
 from codesign.oracles.base import Oracle, OracleStopped, get_oracle
 from codesign.plots import plot_front
-from codesign.runs.folder import RUN_FILE, space_fingerprint, write_identity
+from codesign.runs.folder import ORACLE_KIND, RUN_FILE, space_fingerprint, write_identity
 from codesign.runs.outputs import Run
 from codesign.runs.tables import write_atomic, write_csv, write_json
 from codesign.search.guards import Aborted
@@ -40,7 +40,7 @@ from codesign.search.reference import REFERENCE_RULE
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
 
-KIND = "surrogate_loop"
+KIND = ORACLE_KIND  # run.json's kind of this workflow
 
 
 class _StopOracleOnSignal:
@@ -84,13 +84,14 @@ class _StopOracleOnSignal:
         return False
 
 
-def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: int | None, seed: int, out: Path,
+def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: int | None, seed: int | None, out: Path,
                         device: str = "auto", say=print, settings: LoopSettings | None = None,
                         deadline_s: float | None = None):
     """``codesign explore --oracle``: the loop, then the run folder. Returns a :class:`~codesign.runs.outputs.Run`.
 
     ``deadline_s``: seconds after which the oracle is asked nothing more; what was verified by
-    then is kept and reported (``summary.json``'s ``stopped_by``).
+    then is kept and reported (``summary.json``'s ``stopped_by``). ``seed``: ``None`` is the
+    resumed run's own seed, or the design's ``search.seed`` for a new run.
     """
     check_design(design)
     settings = settings or LoopSettings(budget=budget, inner_trials=trials, deadline_s=deadline_s)
@@ -99,6 +100,8 @@ def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: in
     dev = resolve_device(device)
     space = DesignSpace.from_design(design)
     previous = _previous_run(out, space)
+    if seed is None:  # a resumed run keeps its own seed, as a plain run does
+        seed = previous.get("seed", design.search.seed) if previous is not None else design.search.seed
     plugins = load_plugins(design.cost_model.plugins, source=design.source)
     oracle = get_oracle(oracle)
     identity = {"kind": KIND, "fingerprint": space_fingerprint(space), "oracle": oracle.describe(),

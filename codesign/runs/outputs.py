@@ -164,7 +164,11 @@ def open_run(out: str | Path) -> Run:
     for name in ("trials.csv", "front.csv", "summary.json"):
         if not (out / name).is_file():
             raise UserError(f"{out}: no {name}; is this a finished codesign run folder?")
-    summary = json.loads((out / "summary.json").read_text())
-    return Run(out=out, trials=pd.read_csv(out / "trials.csv"), front=pd.read_csv(out / "front.csv"), summary=summary)
+    try:
+        summary = json.loads((out / "summary.json").read_text())
+        trials, front = pd.read_csv(out / "trials.csv"), pd.read_csv(out / "front.csv")
+    except (OSError, ValueError) as error:  # JSONDecodeError, pandas' EmptyDataError and ParserError are ValueErrors
+        raise UserError(f"{out}: unreadable run outputs ({type(error).__name__}: {error}); report writes them again") from None
+    return Run(out=out, trials=trials, front=front, summary=summary)
 
 

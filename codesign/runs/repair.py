@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import optuna
+
 from codesign.errors import UserError
 from codesign.runs.folder import RUN_FILE
 from codesign.search.journal import JournalRepair, repair_journal
@@ -38,5 +40,6 @@ def repair_run(out: str | Path) -> tuple[JournalRepair, int]:
     except OSError as error:
         raise UserError(f"{journal}: cannot repair: {error.strerror or error}") from None
     storage = open_journal(journal, read_only=True)  # raises UserError if Optuna still cannot read it
-    trials = sum(len(storage.get_all_trials(s._study_id, deepcopy=False)) for s in storage.get_all_studies())
+    trials = sum(len(optuna.load_study(study_name=s.study_name, storage=storage).get_trials(deepcopy=False))
+                 for s in storage.get_all_studies())
     return done, trials

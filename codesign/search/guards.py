@@ -1,4 +1,4 @@
-"""Runtime guards of a run: SIGINT and SIGTERM stop it cleanly, torch's threads suit small
+"""Runtime guards of a run: SIGINT, SIGTERM and SIGHUP stop it cleanly, torch's threads suit small
 batches, no full garbage collection walks the stored trials.
 
 Signals, the same for SIGINT (Ctrl-C) and SIGTERM (what a batch scheduler sends), at every stage
@@ -18,7 +18,9 @@ import sys
 from contextlib import contextmanager
 
 SINGLE_THREAD_MAX_BATCH = 4096  # populations up to this evaluate on one CPU thread (see torch_threads)
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# SIGHUP too: a terminal closed under a run stops it the same way (and a run started with the
+# hang-up ignored, under nohup, keeps ignoring it: an inherited SIG_IGN is left alone).
+SIGNALS = (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else []))
 
 
 class Aborted(KeyboardInterrupt):
@@ -72,7 +74,8 @@ class StopOnInterrupt:
             return self
         try:
             for signum in SIGNALS:
-                self._previous[signum] = signal.signal(signum, self._handler)
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handler)
         except ValueError:  # not the main thread: leave signals alone
             self._restore()
             return self

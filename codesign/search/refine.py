@@ -50,7 +50,7 @@ from codesign.knobs import hardware_knob, knob_names
 from codesign.model.evaluator import Evaluator
 from codesign.search.batch import BatchLoop
 from codesign.search.pareto import dominates, feasible_mask, spread_front
-from codesign.search.strategies import STRATEGY_KEY
+from codesign.search.strategies import REFINED_PREFIX, STRATEGY_KEY
 from codesign.space import DesignSpace
 from codesign.vocab import DATAFLOWS, REFINE_METHODS
 
@@ -345,7 +345,7 @@ def refine_front(space: DesignSpace, evaluator: Evaluator, persistent: optuna.St
         found, origin = found[: max(max_trials, 0)], origin[: max(max_trials, 0)]
     if len(found):
         loop = BatchLoop(space, evaluator, persistent, fast_storage=True, say=say)
-        attrs = [{STRATEGY_KEY: f"refine-{method}", REFINE_KEY: numbers[i]} for i in origin]
+        attrs = [{STRATEGY_KEY: f"{REFINED_PREFIX}{method}", REFINE_KEY: numbers[i]} for i in origin]
         loop.run(found, t0=time.perf_counter(), system_attrs=attrs, study_attrs={})
         stats.trials_added = len(found)
     say(f"refine ({method}): {stats.starts} front designs, {steps} steps → {stats.returned} refined designs not dominated by their start")

@@ -42,6 +42,7 @@ from codesign.search.pareto import spread_front
 from codesign.space import DesignSpace
 
 STRATEGY_KEY = "codesign:strategy"  # trial system attribute: which strategy proposed it
+REFINED_PREFIX = "refine-"  # STRATEGY_KEY of designs gradient refinement added (refine-mgda, refine-pcgrad)
 PHASE_KEY = "codesign:phase"  # sequential: "hardware" or "schedule"
 
 Batch = tuple[np.ndarray, dict]  # code rows [n, D] and the system attributes of their trials
@@ -131,7 +132,9 @@ class Replay:
             return None
 
     def resume(self, stored: list[FrozenTrial], study_attrs: dict) -> None:
-        finished = sorted(_finished(stored), key=lambda t: t.number)
+        # Designs that refinement added were never proposed by this strategy: it replays its own.
+        finished = sorted((t for t in _finished(stored) if not str(t.system_attrs.get(STRATEGY_KEY, "")).startswith(REFINED_PREFIX)),
+                          key=lambda t: t.number)
         replayed = 0
         while replayed < len(finished):
             batch = self._next()
