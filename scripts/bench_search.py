@@ -253,7 +253,7 @@ def legacy_loop(space: DesignSpace, evaluator: Evaluator, persistent: optuna.Stu
 
 def run_steps(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: torch.dtype, workdir: Path, say) -> list[dict]:
     """The loop before and after each change, same design, trials and storage (a journal file)."""
-    from codesign.search.storage import load_or_create_study, open_storage
+    from codesign.search.storage import open_storage, open_study
 
     evaluator = Evaluator(space, device=resolve_device(device), dtype=dtype)
     default_threads = torch.get_num_threads()
@@ -273,7 +273,7 @@ def run_steps(space: DesignSpace, n_trials: int, seed: int, device: str, dtype: 
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         storage, _ = open_storage(out, None)
-        persistent = load_or_create_study(storage, ["minimize"] * len(space.design.objectives.minimize))
+        persistent = open_study(storage, ["minimize"] * len(space.design.objectives.minimize))
         start, cpu = time.perf_counter(), time.process_time()
         if loop == "legacy":
             with torch_threads(evaluator.device, population, threads):

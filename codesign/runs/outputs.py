@@ -14,9 +14,9 @@ import pandas as pd
 
 from codesign.errors import UserError
 from codesign.plots import plot_front
-from codesign.runs.tables import json_text, pareto_front, stage, trials_frame, write_json
+from codesign.runs.tables import json_text, stage, trials_frame, write_json
 from codesign.search.guards import deferred_abort
-from codesign.search.pareto import hypervolume, knee_point
+from codesign.search.pareto import front_of, hypervolume, knee_point
 from codesign.search.reference import REFERENCE_RULE, design_reference_point
 from codesign.space import DesignSpace
 
@@ -64,7 +64,7 @@ def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials
     objectives = design.objectives.minimize
     frame = effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
     # One row per design: a design proposed again is a trial (with ``duplicate_of``) but not a second front point.
-    front = pareto_front(frame[frame["duplicate_of"].isna()], objectives)
+    front = front_of(frame[frame["duplicate_of"].isna()], objectives)
     summary, knee = summarize(space, metric_names, frame, front)
     summary = {"status": run_stats.get("status", "finished"), **summary, **run_stats}
     title = f"{design.workload.network}: {len(frame)} trials"

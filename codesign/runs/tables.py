@@ -10,7 +10,6 @@ from pathlib import Path
 import optuna
 import pandas as pd
 
-from codesign.search.pareto import front_of
 
 STATE_NAMES = {optuna.trial.TrialState.COMPLETE: "complete", optuna.trial.TrialState.FAIL: "fail"}
 
@@ -60,11 +59,6 @@ def _param_columns(params: list[dict], names: list[str]) -> list[list]:
     if len(names) == 1:  # itemgetter of one name gives the value, not a tuple
         rows = [(row,) for row in rows]
     return [list(column) for column in zip(*rows)] if rows else [[] for _ in names]
-
-
-def pareto_front(trials: pd.DataFrame, objectives: list[str]) -> pd.DataFrame:
-    """The non-dominated feasible trials."""
-    return front_of(trials, objectives)
 
 
 TEMP_SUFFIX = ".tmp"

@@ -160,11 +160,6 @@ def open_study(storage: optuna.storages.BaseStorage, directions: list[str], *, s
     return study
 
 
-def load_or_create_study(storage: optuna.storages.BaseStorage, directions: list[str], study_name: str = STUDY_NAME) -> optuna.Study:
-    """:func:`open_study` creating the study if missing (kept for its callers); loading writes nothing."""
-    return open_study(storage, directions, study_name=study_name, create=True)
-
-
 # --- writing --------------------------------------------------------------------------------
 def _iso_utc(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
