@@ -35,53 +35,12 @@ from codesign.plots import plot_front
 from codesign.runs.folder import ORACLE_KIND, RUN_FILE, space_fingerprint, write_identity
 from codesign.runs.outputs import Run
 from codesign.runs.tables import write_atomic, write_csv, write_json
-from codesign.search.guards import Aborted
+from codesign.search.guards import StopOnInterrupt
 from codesign.search.reference import REFERENCE_RULE
 from codesign.search.surrogate_loop import LoopSettings, SurrogateLoop, check_design
 from codesign.space import DesignSpace
 
 KIND = ORACLE_KIND  # run.json's kind of this workflow
-
-
-class _StopOracleOnSignal:
-    """SIGINT/SIGTERM/SIGHUP while the loop runs: stop the oracle (kill its simulators), remember the signal.
-
-    The handler raises nothing the first time (the loop notices the stopped oracle where it next
-    asks it for a job); a second signal raises :class:`~codesign.search.guards.Aborted` at once. Installs nothing
-    outside the main thread, and leaves an ignored signal ignored.
-    """
-
-    def __init__(self, oracle: Oracle, say) -> None:
-        self.oracle, self.say, self.signum = oracle, say, None
-        self.previous: dict[int, object] = {}
-
-    def __enter__(self):
-        # SIGHUP too: the simulators, in sessions of their own, no longer get the terminal's hang-up.
-        for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
-            try:
-                if signal.getsignal(signum) is not signal.SIG_IGN:
-                    self.previous[signum] = signal.signal(signum, self._handler)
-            except ValueError:  # not the main thread
-                break
-        return self
-
-    def _handler(self, signum, frame) -> None:
-        if self.signum is not None:
-            self.oracle.stop()
-            raise Aborted(signum)
-        self.signum = signum
-        killed = self.oracle.stop()
-        name = signal.Signals(signum).name
-        try:
-            self.say(f"{name}: oracle stopped ({killed} simulator process group(s) killed); keeping the finished rounds "
-                     f"(the same command resumes the run; {name} again to abort)")
-        except RuntimeError:  # the signal interrupted a write to the same stream
-            pass
-
-    def __exit__(self, *exc) -> bool:
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-        return False
 
 
 def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: int | None, seed: int | None, out: Path,
@@ -123,13 +82,20 @@ def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: in
     write_identity(out, design, identity)
     # A summary of an earlier run here is not this run's; its tables stay until the replay stores them again.
     summary(loop)
-    with _StopOracleOnSignal(oracle, say) as guard:
+    def stop_oracle(name: str) -> str:  # the first signal: no job starts, the simulators die now
+        killed = oracle.stop()
+        return (f"{name}: oracle stopped ({killed} simulator process group(s) killed); keeping the finished rounds "
+                f"(the same command resumes the run; {name} again to abort)")
+
+    # The one signal guard of the engine: the loop's inner searches nest in it, so a signal during
+    # one of them stops the oracle run too (a second guard of their own would swallow it).
+    with StopOnInterrupt(say, on_signal=stop_oracle) as guard:
         try:
             result = loop.run(resume=resume)
         except OracleStopped:  # the tables hold every round finished (stored as each ended)
-            return summary(loop, "interrupted", signum=guard.signum)
+            return summary(loop, "interrupted", signum=guard.received)
         except UserError as error:  # nothing verified to learn from: say so in the folder too
-            summary(loop, "failed", signum=guard.signum, error=str(error))
+            summary(loop, "failed", signum=guard.received, error=str(error))
             raise
         finally:
             oracle.close()

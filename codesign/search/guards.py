@@ -15,6 +15,7 @@ import gc
 import os
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 
 SINGLE_THREAD_MAX_BATCH = 4096  # populations up to this evaluate on one CPU thread (see torch_threads)
@@ -51,10 +52,15 @@ class StopOnInterrupt:
     Guards nest: one entered while another is active shares its state (so the explore workflow
     can cover search, refinement and outputs, and the search loop inside it still works alone).
     Outside the main thread it installs nothing (signals are the main thread's).
+
+    Args:
+        say: where the first signal's message goes.
+        on_signal: what the workflow must do at once on the first signal (the oracle run kills its
+            simulators): called with the signal's name from the handler, it returns the message to say.
     """
 
-    def __init__(self, say=print) -> None:
-        self.say, self.signum = say, None
+    def __init__(self, say=print, *, on_signal: Callable[[str], str] | None = None) -> None:
+        self.say, self.signum, self.on_signal = say, None, on_signal
         self._previous: dict[int, object] = {}
         self._outer: StopOnInterrupt | None = None
 
@@ -87,7 +93,10 @@ class StopOnInterrupt:
         if self.signum is None:
             self.signum = signum
             name = signal_name(signum)
-            _notify(self.say, f"{name}: storing the batch in flight and writing the outputs, then stopping ({name} again to abort)")
+            if self.on_signal is not None:
+                _notify(self.say, self.on_signal(name))
+            else:
+                _notify(self.say, f"{name}: storing the batch in flight and writing the outputs, then stopping ({name} again to abort)")
             return
         if _critical_depth > 0:
             _pending_abort = signum
