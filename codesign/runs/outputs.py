@@ -98,7 +98,7 @@ def summarize(space: DesignSpace, metric_names: list[str], frame: pd.DataFrame, 
         "n_trials": int(len(frame)),
         "n_complete": int((frame["state"] == "complete").sum()),
         "n_failed": int(len(failed)),
-        "fail_reasons": {str(k): int(v) for k, v in failed["fail_reason"].value_counts().head(TOP_FAIL_REASONS).items()},
+        "fail_reasons": top_fail_reasons(failed["fail_reason"]),
         "n_feasible": int(frame["feasible"].sum()),
         "n_front": int(len(front)),
         "n_unique_designs": int(len(frame) - frame["duplicate_of"].notna().sum()),
@@ -122,6 +122,11 @@ def summarize(space: DesignSpace, metric_names: list[str], frame: pd.DataFrame, 
         summary["best_trial"] = summary["knee_trial"]
         summary["best"] = {m: float(front.iloc[knee][m]) for m in metric_names}
     return summary, knee
+
+
+def top_fail_reasons(reasons: pd.Series) -> dict[str, int]:
+    """The most common failure reasons of a run's failed trials (``reasons``, one per trial) and their counts."""
+    return {str(k): int(v) for k, v in reasons.value_counts().head(TOP_FAIL_REASONS).items()}
 
 
 def failure_line(summary: dict) -> str | None:
