@@ -130,18 +130,28 @@ def _explore(design_path, out, oracle, budget=16, **settings):
                                device="cpu", say=lambda *_: None, settings=loop_settings)
 
 
-class StopsAtCall(EmulatedOracle):
-    """The emulated oracle, stopped (as a signal stops it) when ``run`` is called the ``at``-th time."""
+class ActsAtCall(EmulatedOracle):
+    """The emulated oracle that does ``act(self)`` when ``run`` is called the ``at``-th time."""
 
-    def __init__(self, at: int) -> None:
+    def __init__(self, at: int, act) -> None:
         super().__init__()
-        self.at, self.calls = at, 0
+        self.at, self.act, self.calls = at, act, 0
 
     def run(self, jobs, progress=None):
         self.calls += 1
         if self.calls == self.at:
-            self.stop()
+            self.act(self)
         return super().run(jobs, progress)
+
+
+def StopsAtCall(at: int) -> ActsAtCall:  # noqa: N802 - used as the oracle class it was
+    """Stopped, as a signal stops it, at the ``at``-th call of ``run``."""
+    return ActsAtCall(at, EmulatedOracle.stop)
+
+
+def DeadlineAtCall(at: int) -> ActsAtCall:  # noqa: N802
+    """Its deadline passes (long ago) at the ``at``-th call of ``run``."""
+    return ActsAtCall(at, lambda oracle: setattr(oracle, "deadline", 0.0))
 
 
 class AlwaysFails(EmulatedOracle):
@@ -192,20 +202,6 @@ def test_when_every_initial_design_fails_one_line_says_why_and_the_failures_are_
     with pytest.raises(UserError, match="every one of the 8 initial designs failed"):
         _explore(design, tmp_path / "other", AlwaysFails(cache_dir=cache))
     assert AlwaysFails.simulated == before  # remembered: no job ran again
-
-
-class DeadlineAtCall(EmulatedOracle):
-    """The emulated oracle whose deadline passes when ``run`` is called the ``at``-th time."""
-
-    def __init__(self, at: int) -> None:
-        super().__init__()
-        self.at, self.calls = at, 0
-
-    def run(self, jobs, progress=None):
-        self.calls += 1
-        if self.calls == self.at:
-            self.deadline = 0.0  # long past
-        return super().run(jobs, progress)
 
 
 def test_the_deadline_stops_the_loop_and_reports_what_was_verified(tmp_path, capsys):
