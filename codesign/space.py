@@ -27,7 +27,7 @@ import optuna
 import torch
 
 from codesign.design import Design
-from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
+from codesign.knobs import HARDWARE_KNOBS, HardwareKnob, hardware_knob
 from codesign.vocab import DATAFLOWS, MODES
 from codesign.workload.graph import Workload, topological_order
 from codesign.workload.zoo import build_workload
@@ -245,7 +245,7 @@ class DesignSpace:
     def _hw_values(self, rows: torch.Tensor, knob: HardwareKnob | str, dtype: torch.dtype) -> torch.Tensor:
         """``[P]`` values of hardware knob ``knob`` (a knob column, or the fixed value)."""
         if isinstance(knob, str):
-            knob = next(k for k in HARDWARE_KNOBS if k.name == knob)
+            knob = hardware_knob(knob)
         choices = getattr(self.design.hardware, knob.name)
         if knob.tensor == "index":
             table = torch.arange(len(choices), dtype=torch.long, device=rows.device)
