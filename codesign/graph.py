@@ -55,6 +55,7 @@ def design_graph(space: DesignSpace, params: dict[str, Any]) -> nx.DiGraph:
     for l, name in enumerate(space.lowered.names):
         layer = space.workload.nodes[name]["layer"]
         attrs = {k: v for k, v in layer.to_dict().items() if k != "name"}
+        attrs["epilogue"] = "+".join(layer.epilogue)  # GraphML holds scalars only
         g.add_node(name, kind="layer", macs=layer.macs, **attrs)
         g.add_edge(name, f"core{int(c.core[0, l])}", kind="mapping", dataflow=DATAFLOWS[int(c.dataflow[0, l])])
     for u, v, data in space.workload.edges(data=True):
