@@ -63,6 +63,8 @@ HARDWARE_KNOBS: tuple[HardwareKnob, ...] = (
     HardwareKnob("noc_link_gbps", float, (64.0,), "bandwidth of one mesh link, GB/s", relaxable=True),
     HardwareKnob("clock_ghz", float, (1.0,), "core clock, GHz", relaxable=True),
     HardwareKnob("node", str, ("7nm",), "technology node", allowed=tuple(TECH_NODES), tensor="index", tabulated=False),
+    HardwareKnob("vector_lanes", int, (16,), "lanes of every core's vector unit: elementwise, activation, normalisation, "
+                 "softmax and pooling operations per cycle", relaxable=True, whole=True),
 )
 
 

@@ -84,6 +84,9 @@ class LoweredWorkload:
     ofmap_bytes: torch.Tensor  # whole batch
     precision_bytes: torch.Tensor
     has_weights: torch.Tensor  # bool
+    is_vector: torch.Tensor  # bool: a vector layer (no MACs, runs on the vector unit)
+    vector_work: torch.Tensor  # vector-unit operations of the whole batch (a vector layer's, or a MAC layer's epilogue's)
+    side_bytes: torch.Tensor  # whole batch: bytes a MAC layer's epilogue reads besides its output (a residual operand)
     is_source: torch.Tensor  # bool: reads the network input from DRAM
     is_sink: torch.Tensor  # bool: writes a network output to DRAM
     preds: torch.Tensor  # long
@@ -131,6 +134,9 @@ def lower_workload(workload: Workload, *, dtype: torch.dtype = torch.float64) ->
         ofmap_bytes=vec([layer.ofmap_elems * layer.precision_bytes for layer in layers]),
         precision_bytes=vec([layer.precision_bytes for layer in layers]),
         has_weights=torch.tensor([layer.has_weights for layer in layers]),
+        is_vector=torch.tensor([layer.is_vector for layer in layers]),
+        vector_work=vec([layer.vector_work for layer in layers]),
+        side_bytes=vec([layer.side_elems * layer.precision_bytes for layer in layers]),
         # A matmul's inputs are both activations; a layer with no producer reads the network input.
         is_source=torch.tensor([workload.in_degree(n) == 0 for n in order]),
         is_sink=torch.tensor([workload.out_degree(n) == 0 for n in order]),

@@ -50,7 +50,7 @@ def test_every_field_positive(name):
         if f.name == "name":
             assert value == name
         elif isinstance(value, dict):
-            assert set(value) == set(PRECISIONS if f.name in ("mac_energy_pj", "pe_area_um2") else DRAM_KINDS)
+            assert set(value) == set(PRECISIONS if f.name in ("mac_energy_pj", "vector_op_energy_pj", "pe_area_um2") else DRAM_KINDS)
             assert all(math.isfinite(v) and v > 0 for v in value.values()), f.name
         else:
             assert math.isfinite(value) and value > 0, f.name

@@ -30,7 +30,8 @@ def test_every_registered_knob_is_a_schema_field_and_a_candidates_field():
 def test_registry_queries():
     assert hardware_knob("node").tensor == "index"
     assert "node" not in knob_names(tabulated=True)
-    assert set(knob_names(relaxable=True)) == {"pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz"}
+    assert set(knob_names(relaxable=True)) == {"pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz",
+                                                      "vector_lanes"}
     with pytest.raises(KeyError):
         hardware_knob("no_such_knob")
 

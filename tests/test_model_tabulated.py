@@ -21,6 +21,7 @@ from codesign.model.schedule import list_schedule, list_schedule_lp
 from codesign.model.systolic import _ceil_div, st_ceil, st_floor, st_round
 from codesign.space import take
 from tests.helpers import make_space, random_rows
+from tests.test_vector_unit import vector_space
 
 SPACES = {
     "layer_by_layer": make_space(),
@@ -33,6 +34,9 @@ SPACES = {
                                     schedule={"mapping": "single_core", "dataflow": ["os"]}),
     "fixed_grid": make_space(workload={"network": "bert_base", "params": {"seq_len": 64}},
                              hardware={"grid_rows": 2, "grid_cols": 3, "dram_gbps": [25.6, 51.2]}),
+    # vector layers and epilogues, several vector-unit widths (tests/test_vector_unit.py)
+    "vector": vector_space(),
+    "vector_pipelined": vector_space(4, schedule={"mode": ["layer_by_layer", "pipelined"]}),
 }
 MODELS = {name: AnalyticalModel(space) for name, space in SPACES.items()}
 
@@ -62,6 +66,8 @@ def test_tabulated_equals_direct(name):
     fast = model.evaluate_rows(rows, detail=True).layers
     assert torch.equal(fast["compute_cycles"], direct.layers["compute_cycles"])
     assert torch.equal(fast["total_cycles"], direct.layers["total_cycles"])
+    assert torch.equal(fast["vector_cycles"], direct.layers["vector_cycles"])
+    assert torch.equal(fast["array_cycles"], direct.layers["array_cycles"])
     assert torch.equal(fast["dram_bytes"], direct.layers["dram_bytes"])
 
 
@@ -158,13 +164,13 @@ def relaxed(c, seed=0):
     """``c`` with its float hardware fields continuous (off the choices) and requiring grad."""
     gen = torch.Generator().manual_seed(seed)
     fields = {}
-    for name in ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz"):
+    for name in ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz", "vector_lanes"):
         value = getattr(c, name) * (0.8 + 0.4 * torch.rand(len(c), generator=gen, dtype=torch.float64))
         fields[name] = value.detach().requires_grad_(True)
     return replace(c, **fields)
 
 
-@pytest.mark.parametrize("name", ["layer_by_layer", "pipelined"])
+@pytest.mark.parametrize("name", ["layer_by_layer", "pipelined", "vector_pipelined"])
 def test_gradients_flow_through_the_direct_path(name):
     space, model = SPACES[name], MODELS[name]
     rows = random_rows(space, 12, seed=4)
@@ -172,13 +178,17 @@ def test_gradients_flow_through_the_direct_path(name):
     c = relaxed(space.decode(rows))
     assert model.tabulated.codes_from_values(c) is None and model.tabulated.codes_from_rows(c, rows) is None
     metrics = model.evaluate(c, rows=rows).metrics
-    fields = [c.pe_rows, c.pe_cols, c.sram_kib, c.dram_gbps, c.noc_link_gbps, c.clock_ghz]
+    fields = [c.pe_rows, c.pe_cols, c.sram_kib, c.dram_gbps, c.noc_link_gbps, c.clock_ghz, c.vector_lanes]
     grads = torch.autograd.grad(metrics["latency_s"].sum(), fields, allow_unused=True)
     for field, grad in zip(("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz"), grads):
         assert grad is not None and torch.isfinite(grad).all(), field
     assert (grads[0] != 0).any() and (grads[1] != 0).any() and (grads[5] != 0).any()  # the array and the clock matter
+    if name.startswith("vector"):  # with vector work, the lanes matter too
+        lanes = grads[6]
+        assert lanes is not None and torch.isfinite(lanes).all() and (lanes < 0).any() and (lanes <= 0).all()
     # the forward values are the direct computation's, without grad
-    detached = replace(c, **{f: getattr(c, f).detach() for f in ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz")})
+    detached = replace(c, **{f: getattr(c, f).detach() for f in ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "clock_ghz",
+                                                                  "vector_lanes")})
     plain = model.evaluate_direct(detached).metrics
     for key, value in metrics.items():
         torch.testing.assert_close(value.detach(), plain[key], rtol=1e-12, atol=0, msg=key)

@@ -103,11 +103,13 @@ def area_breakdown_mm2(
     n_dram_ports: TensorLike,
     precision_bytes: int,
     dram_kind: str,
+    vector_lanes: TensorLike = 0,
 ) -> dict[str, Tensor]:
     """Die area by component, in mm².
 
-    Per core: a ``pe_rows × pe_cols`` PE array, ``sram_kib`` KiB of SRAM and one
-    NoC router; per die: ``n_dram_ports`` DRAM PHYs; the rest of the die
+    Per core: a ``pe_rows × pe_cols`` PE array, a vector unit of ``vector_lanes`` lanes (one
+    lane costed as one PE of the precision: an ALU and its operand registers), ``sram_kib`` KiB
+    of SRAM and one NoC router; per die: ``n_dram_ports`` DRAM PHYs; the rest of the die
     (control, clocking, host I/O) is a fixed fraction ``f`` of the total, so
     ``overhead = modeled · f / (1 − f)``.
 
@@ -119,10 +121,12 @@ def area_breakdown_mm2(
         n_dram_ports: DRAM ports (PHYs) per die, ≥ 0.
         precision_bytes: operand precision, one of 1, 2, 4.
         dram_kind: one of :data:`~codesign.hardware.tech.DRAM_KINDS`.
+        vector_lanes: lanes of each core's vector unit, ≥ 0 (0: none, as the TPUv1 calibration
+            counts its activation pipeline in the overhead).
 
     Returns:
-        ``{"pe_array", "sram", "router", "dram_phy", "overhead"}`` → tensors of the
-        broadcast shape; their sum is :func:`area_mm2`.
+        ``{"pe_array", "vector_unit", "sram", "router", "dram_phy", "overhead"}`` → tensors of
+        the broadcast shape; their sum is :func:`area_mm2`.
     """
     _check_node(node)
     if precision_bytes not in PRECISIONS or isinstance(precision_bytes, bool):
@@ -130,21 +134,24 @@ def area_breakdown_mm2(
     if dram_kind not in DRAM_KINDS:
         raise ValueError(f"dram_kind must be one of {DRAM_KINDS}, got {dram_kind!r}")
     t = _as_float_tensors(
-        pe_rows=pe_rows, pe_cols=pe_cols, sram_kib=sram_kib, n_cores=n_cores, n_dram_ports=n_dram_ports
+        pe_rows=pe_rows, pe_cols=pe_cols, sram_kib=sram_kib, n_cores=n_cores, n_dram_ports=n_dram_ports,
+        vector_lanes=vector_lanes,
     )
     for name, value in t.items():
         _check(name, value, positive=False)
-    pe_rows, pe_cols, sram_kib, n_cores, n_dram_ports = t.values()
+    pe_rows, pe_cols, sram_kib, n_cores, n_dram_ports, vector_lanes = t.values()
     # broadcast_tensors, not broadcast_shapes: the latter imports sympy (~2 s) on first use.
     shape = torch.broadcast_tensors(*t.values())[0].shape
 
     pe_array = n_cores * pe_rows * pe_cols * (node.pe_area_um2[precision_bytes] * 1e-6)
+    vector_unit = n_cores * vector_lanes * (node.pe_area_um2[precision_bytes] * 1e-6)
     sram = n_cores * sram_kib * node.sram_area_mm2_per_kib
     router = n_cores * node.router_area_mm2
     dram_phy = n_dram_ports * node.dram_phy_area_mm2[dram_kind]
     f = node.overhead_area_fraction
-    overhead = (pe_array + sram + router + dram_phy) * (f / (1.0 - f))
-    parts = {"pe_array": pe_array, "sram": sram, "router": router, "dram_phy": dram_phy, "overhead": overhead}
+    overhead = (pe_array + vector_unit + sram + router + dram_phy) * (f / (1.0 - f))
+    parts = {"pe_array": pe_array, "vector_unit": vector_unit, "sram": sram, "router": router, "dram_phy": dram_phy,
+             "overhead": overhead}
     return {k: v.expand(shape) for k, v in parts.items()}
 
 
@@ -158,10 +165,11 @@ def area_mm2(
     n_dram_ports: TensorLike,
     precision_bytes: int,
     dram_kind: str,
+    vector_lanes: TensorLike = 0,
 ) -> Tensor:
     """Total die area in mm²: the sum of :func:`area_breakdown_mm2`.
 
-    ``(n_cores·(pe_rows·pe_cols·pe_area + sram_kib·sram_area + router_area)
+    ``(n_cores·((pe_rows·pe_cols + vector_lanes)·pe_area + sram_kib·sram_area + router_area)
     + n_dram_ports·phy_area) / (1 − overhead_fraction)``. Arguments and shapes
     as in :func:`area_breakdown_mm2`.
     """
@@ -174,6 +182,7 @@ def area_mm2(
         n_dram_ports=n_dram_ports,
         precision_bytes=precision_bytes,
         dram_kind=dram_kind,
+        vector_lanes=vector_lanes,
     )
     return sum(parts.values())
 

@@ -35,6 +35,11 @@ from codesign.vocab import DRAM_KINDS, PRECISIONS  # noqa: F401 - re-exported: t
 # source: Horowitz 2014 energy table: 8b int mult 0.2 pJ + 8b add 0.03 pJ; 16b FP mult 1.1 +
 # 16b FP add 0.4; 32b FP mult 3.7 + 32b FP add 0.9. One MAC = one multiply + one add.
 HOROWITZ_45NM_MAC_PJ = {1: 0.2 + 0.03, 2: 1.1 + 0.4, 4: 3.7 + 0.9}
+# source: Horowitz 2014 energy table: 8b int add 0.03 pJ, 16b FP add 0.4, 32b FP add 0.9. One
+# operation of the vector unit (an add, compare, scale or table step of an activation, norm,
+# softmax or pooling) is costed as one add of the operand precision: the cheap end of the vector
+# unit's ALU (a multiply costs ~3-7x more), as MAC energies take Horowitz's arithmetic alone.
+HOROWITZ_45NM_VECTOR_OP_PJ = {1: 0.03, 2: 0.4, 4: 0.9}
 # source: Horowitz 2014 area table (45 nm, µm²): 8b mult 282 + 8b add 36; 16b FP mult 1640 +
 # 16b FP add 1360; 32b FP mult 7700 + 32b FP add 4184.
 HOROWITZ_45NM_MAC_AREA_UM2 = {1: 282.0 + 36.0, 2: 1640.0 + 1360.0, 4: 7700.0 + 4184.0}
@@ -221,6 +226,7 @@ class TechNode:
     name: str
     mac_energy_pj: dict[int, float]
     reg_energy_pj_per_byte: float
+    vector_op_energy_pj: dict[int, float]
     sram_energy_pj_per_byte_at_8kib: float
     sram_energy_size_exponent: float
     noc_hop_energy_pj_per_byte: float
@@ -243,7 +249,7 @@ class TechNode:
             if f.name == "name":
                 continue
             if isinstance(value, dict):
-                keys = PRECISIONS if f.name in ("mac_energy_pj", "pe_area_um2") else DRAM_KINDS
+                keys = PRECISIONS if f.name in ("mac_energy_pj", "vector_op_energy_pj", "pe_area_um2") else DRAM_KINDS
                 if set(value) != set(keys):
                     raise ValueError(f"TechNode {self.name!r}: {f.name} needs keys {keys}, got {sorted(value)}")
                 bad = {k: v for k, v in value.items() if not (math.isfinite(v) and v > 0)}
@@ -272,6 +278,7 @@ def _build_node(name: str) -> TechNode:
         name=name,
         mac_energy_pj={p: HOROWITZ_45NM_MAC_PJ[p] * e for p in PRECISIONS},
         reg_energy_pj_per_byte=REG_45NM_PJ_PER_BYTE * e,
+        vector_op_energy_pj={p: HOROWITZ_45NM_VECTOR_OP_PJ[p] * e for p in PRECISIONS},
         sram_energy_pj_per_byte_at_8kib=SRAM_45NM_PJ_PER_BYTE_AT_8KIB * e,
         sram_energy_size_exponent=SRAM_ENERGY_SIZE_EXPONENT,
         noc_hop_energy_pj_per_byte=NOC_HOP_45NM_PJ_PER_BYTE * e,

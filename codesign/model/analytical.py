@@ -22,7 +22,11 @@ the dtype the model was built with. Per layer and candidate (``[P, L]`` tensors)
    costs the bottleneck stage (the busiest core, or DRAM); weights stay resident across
    the batch on cores whose weights fit in SRAM.
 
-Energy sums MAC, register, SRAM, DRAM and NoC energies and leakage over the run;
+Non-MAC work runs on each core's vector unit (``vector_lanes`` operations per cycle): a vector
+layer's cycles are its vector cycles against the streaming bound of its DRAM bytes, and a MAC
+layer's fused epilogue bounds the layer's cycles from below (:mod:`codesign.model.layer_costs`).
+
+Energy sums MAC, vector-unit, register, SRAM, DRAM and NoC energies and leakage over the run;
 area and die cost come from :mod:`codesign.hardware.cost`. Steps 1–3 and the layers' energies
 are the formulas of :mod:`codesign.model.layer_costs`; :mod:`codesign.model.evaluation` combines
 the scheduled layers into a run (the chip's DRAM bound, the pipelined batch, the metrics) for
@@ -97,6 +101,7 @@ class AnalyticalModel:
         self.e_reg = table(lambda n: n.reg_energy_pj_per_byte * PJ)
         self.e_hop = table(lambda n: n.noc_hop_energy_pj_per_byte * PJ)
         self.e_dram = table(lambda n: n.dram_energy_pj_per_byte[self.dram_kind] * PJ)
+        self.e_vec = table(lambda n: n.vector_op_energy_pj[self.precision] * PJ)
         # Bytes of weights of each layer [L]: what a core keeps resident across a pipelined batch.
         self.weight_bytes = torch.where(self.lw.has_weights, self.lw.filter_bytes, 0.0)
         # Real predecessors of each layer, read once here (not per call: no host sync on cuda).
@@ -136,28 +141,34 @@ class AnalyticalModel:
         for d in range(3):
             one = self._layer_costs_one(replace(c, dataflow=torch.full_like(c.core, d)), **inputs)
             w = dataflow_weights[..., d].to(self.dtype)
-            parts = [w * x for x in (one.compute_cycles, one.total_cycles, one.dram_bytes, one.energy_j)]
+            parts = [w * x for x in (one.compute_cycles, one.total_cycles, one.dram_bytes, one.energy_j, one.vector_cycles,
+                                     one.array_cycles)]
             mixed = parts if mixed is None else [a + b for a, b in zip(mixed, parts)]
         return LayerCosts(*mixed)
 
-    def _layer_costs_one(self, c: Candidates, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes,
+    def _layer_costs_one(self, c: Candidates, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work, side_bytes,
                          filter_resident=None) -> LayerCosts:
         f = self.formulas
         H, W, sram = c.pe_rows[:, None], c.pe_cols[:, None], c.sram_kib[:, None]
         df = c.dataflow
         t = f.traffic(H, W, sram, df, m=m, groups=groups, ifmap_bytes=ifmap_bytes, ofmap_bytes=ofmap_bytes,
-                      filter_bytes=filter_bytes, filter_resident=filter_resident)
+                      filter_bytes=filter_bytes, vector_work=vector_work, side_bytes=side_bytes, lanes=c.vector_lanes[:, None],
+                      filter_resident=filter_resident)
         bytes_per_cycle = (torch.minimum(c.dram_gbps, c.noc_link_gbps) / c.clock_ghz)[:, None]
-        total = f.total_cycles(t, H, W, df, m=m, groups=groups, bytes_per_cycle=bytes_per_cycle,
+        array = f.array_cycles(t, H, W, df, m=m, groups=groups, bytes_per_cycle=bytes_per_cycle,
                                terms=f.stall_terms(H, W, sram, df, m))
+        total = f.with_vector(t, array, bytes_per_cycle) if f.has_vector else array
         node = c.node[:, None]
         e_sram = lambda share: self._per_node(node, lambda tech: hwcost.sram_energy_pj_per_byte(tech, sram * share)) * PJ  # noqa: E731
         hops = dram_hops(c.core, c.grid_rows[:, None], c.grid_cols[:, None], self.n_ports).to(self.dtype)
         energy = (
-            f.core_energy(t, H, W, df, m=m, groups=groups, e_sram=e_sram, e_mac=self.e_mac[node], e_reg=self.e_reg[node])
+            f.core_energy(t, H, W, df, m=m, groups=groups, e_sram=e_sram, e_mac=self.e_mac[node], e_reg=self.e_reg[node],
+                          e_vec=self.e_vec[node])
             + t["dram"] * (self.e_dram[node] + hops * self.e_hop[node])
         )
-        return LayerCosts(compute_cycles=t["compute"], total_cycles=total, dram_bytes=t["dram"], energy_j=energy)
+        vector = torch.broadcast_to(t["vector"], total.shape) if f.has_vector else torch.zeros_like(total)
+        return LayerCosts(compute_cycles=t["compute"], total_cycles=total, dram_bytes=t["dram"], energy_j=energy,
+                          vector_cycles=vector, array_cycles=array)
 
     def transfers(self, c: Candidates, scale: float = 1.0):
         """NoC time ``[P, L, J]`` of the edges between layers (bytes × ``scale`` over the link
@@ -233,12 +244,14 @@ class AnalyticalModel:
         latency = cycles / (c.clock_ghz * GB)
         area = self._per_node(node, lambda t: hwcost.area_mm2(
             t, pe_rows=c.pe_rows, pe_cols=c.pe_cols, sram_kib=c.sram_kib, n_cores=c.n_cores.to(self.dtype),
-            n_dram_ports=torch.full_like(c.pe_rows, float(self.n_ports)), precision_bytes=self.precision, dram_kind=self.dram_kind))
+            n_dram_ports=torch.full_like(c.pe_rows, float(self.n_ports)), precision_bytes=self.precision, dram_kind=self.dram_kind,
+            vector_lanes=c.vector_lanes))
         die_cost = self._per_node(node, lambda t: hwcost.die_cost_usd(area, t))
         static_w = self._per_node(node, lambda t: hwcost.static_power_w(area, t))
         layers = None
         if detail:
-            layers = layer_detail(c.clock_ghz, costs.compute_cycles, costs.total_cycles, costs.dram_bytes, start, finish)
+            layers = layer_detail(c.clock_ghz, costs.compute_cycles, costs.total_cycles, costs.dram_bytes, start, finish,
+                                  vector=costs.vector_cycles, array=costs.array_cycles)
         return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
 
     def _pipelined(self, c: Candidates, dram_bytes_per_cycle: torch.Tensor, dataflow_weights: torch.Tensor | None = None):

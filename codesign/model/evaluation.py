@@ -70,13 +70,19 @@ def metrics(latency, dyn_energy, area, die_cost, static_w) -> dict[str, torch.Te
     }
 
 
-def layer_detail(clock_ghz, compute, total, dram, start, finish) -> dict[str, torch.Tensor]:
-    """The per-layer schedule ``[P, L]`` from cycle counts ``[P, L]`` and the clock ``[P]``."""
+def layer_detail(clock_ghz, compute, total, dram, start, finish, *, vector, array) -> dict[str, torch.Tensor]:
+    """The per-layer schedule ``[P, L]`` from cycle counts ``[P, L]`` and the clock ``[P]``.
+
+    ``vector`` is the vector unit's cycles (a vector layer's, or a MAC layer's epilogue's) and
+    ``array`` the PE array's cycles with its stalls, without the epilogue's bound (0 for a vector
+    layer): what a simulator of the array alone counts."""
     clock = (clock_ghz * GB)[:, None]
     return {
         "compute_cycles": compute,
         "stall_cycles": total - compute,
         "total_cycles": total,
+        "vector_cycles": vector,
+        "array_cycles": array,
         "dram_bytes": dram,
         "start_s": start / clock,
         "end_s": finish / clock,

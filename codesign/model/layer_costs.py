@@ -12,6 +12,13 @@ Steps 1–3 of the model (``docs/model.md``): compute cycles from the systolic c
 (:mod:`codesign.model.systolic`); DRAM traffic from SRAM capacity, tiling and dataflow; stall
 cycles from SCALE-Sim 3.0.0's memory system in closed form. Plus the energy of the MACs, their
 register traffic and the SRAM.
+
+The vector unit (``docs/model.md``, "Vector unit"): a vector layer runs ``⌈work / lanes⌉`` cycles
+against the streaming bound of its DRAM bytes over the bytes per cycle, and has no systolic
+cycles; a MAC layer's epilogue runs in pipeline with the array's output, so the layer takes the
+longest of the array (with its stalls), the epilogue's ``⌈work / lanes⌉`` and the channel time of
+the epilogue's side inputs. A workload with no vector work skips these terms (its numbers are
+those of the formulas without them, bit for bit).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from codesign.model.systolic import compute_cycles, refetch_factors, sram_accesses, stall_bound_cycles, stall_terms
+from codesign.model.systolic import compute_cycles, refetch_factors, sram_accesses, st_ceil, stall_bound_cycles, stall_terms
 
 PJ = 1e-12
 
@@ -37,6 +44,8 @@ class LayerCosts:
     total_cycles: torch.Tensor
     dram_bytes: torch.Tensor
     energy_j: torch.Tensor  # dynamic energy of the layer, without NoC transfers between layers
+    vector_cycles: torch.Tensor | None = None  # ⌈vector work / lanes⌉ (a vector layer's, or an epilogue's)
+    array_cycles: torch.Tensor | None = None  # the PE array's cycles with stalls, without the epilogue (0: vector layer)
 
     @property
     def stall_cycles(self) -> torch.Tensor:
@@ -66,21 +75,27 @@ class LayerFormulas:
         # One word size for all layers (the usual case) keeps the stall model's buffer terms [P, 1].
         uniform = bool((lw.precision_bytes == self.precision).all())
         self.word_bytes = float(self.precision) if uniform else lw.precision_bytes
+        # Whether any layer has vector work (a vector layer, an epilogue, side inputs): without,
+        # the vector unit's terms are skipped.
+        self.has_vector = bool(lw.is_vector.any() or (lw.vector_work > 0).any() or (lw.side_bytes > 0).any())
 
     def inputs(self, kind: str) -> dict:
         """GEMM rows, groups and operand bytes of each layer ``[L]``: the whole batch, or one sample."""
         lw = self.lw
         if kind == "batch":
             return dict(m=lw.gemm_m, groups=lw.groups, ifmap_bytes=lw.ifmap_bytes, ofmap_bytes=lw.ofmap_bytes,
-                        filter_bytes=lw.filter_bytes)
+                        filter_bytes=lw.filter_bytes, vector_work=lw.vector_work, side_bytes=lw.side_bytes)
         B = lw.batch
         # One sample reads its share of the activations but all the weights (a matmul's second
-        # operand is an activation, so it is shared out too).
+        # operand is an activation, so it is shared out too); its vector work is the batch's / B.
         return dict(m=lw.gemm_m1, groups=lw.groups1, ifmap_bytes=lw.ifmap_bytes / B, ofmap_bytes=lw.ofmap_bytes / B,
-                    filter_bytes=torch.where(lw.has_weights, lw.filter_bytes, lw.filter_bytes / B))
+                    filter_bytes=torch.where(lw.has_weights, lw.filter_bytes, lw.filter_bytes / B),
+                    vector_work=lw.vector_work / B, side_bytes=lw.side_bytes / B)
 
-    def traffic(self, H, W, sram_kib, df, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, filter_resident=None) -> dict:
-        """Compute cycles, SRAM capacities, DRAM bytes per operand and which operands cross the DRAM interface."""
+    def traffic(self, H, W, sram_kib, df, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work=None,
+                side_bytes=None, lanes=None, filter_resident=None) -> dict:
+        """Compute cycles, SRAM capacities, DRAM bytes per operand and which operands cross the DRAM
+        interface; with vector work, the vector unit's cycles (``lanes`` lanes) and operands too."""
         lw = self.lw
         n, k, prec = lw.gemm_n, lw.gemm_k, lw.precision_bytes
         compute = groups * compute_cycles(m, n, k, H, W, df)
@@ -100,6 +115,8 @@ class LayerFormulas:
         ifmap_moved = lw.is_source | (ifmap_bytes > cap_i)
         filter_moved = lw.has_weights | (filter_bytes > cap_f)
         ofmap_moved = lw.is_sink | (ofmap_bytes > cap_o)
+        if self.has_vector:  # a vector layer streams its operands once (no GEMM, no refetch)
+            fi, fo = torch.where(lw.is_vector, 1.0, fi), torch.where(lw.is_vector, 1.0, fo)
         ifmap_dram = torch.where(ifmap_moved, ifmap_bytes * fi, 0.0)
         filter_dram = torch.where(filter_moved, filter_bytes * ff, 0.0)
         if filter_resident is not None:  # weights kept in SRAM across a pipelined batch
@@ -107,8 +124,29 @@ class LayerFormulas:
             # loaded once for the whole batch: no stall per sample
             filter_moved = filter_moved & ~(filter_resident & lw.has_weights)
         ofmap_dram = torch.where(ofmap_moved, ofmap_bytes * fo, 0.0)
-        return dict(compute=compute, caps=(cap_i, cap_f, cap_o), fills=(ifmap_dram, filter_dram, ofmap_dram),
-                    dram=ifmap_dram + filter_dram + ofmap_dram, moved=(ifmap_moved, filter_moved, ofmap_moved))
+        t = dict(compute=compute, caps=(cap_i, cap_f, cap_o), fills=(ifmap_dram, filter_dram, ofmap_dram),
+                 dram=ifmap_dram + filter_dram + ofmap_dram, moved=(ifmap_moved, filter_moved, ofmap_moved))
+        if self.has_vector:
+            self._vector_traffic(t, ifmap_bytes=ifmap_bytes, ofmap_bytes=ofmap_bytes, vector_work=vector_work,
+                                 side_bytes=side_bytes, lanes=lanes)
+        return t
+
+    def _vector_traffic(self, t: dict, *, ifmap_bytes, ofmap_bytes, vector_work, side_bytes, lanes) -> None:
+        """The vector unit's part of :meth:`traffic`, added to ``t``: its cycles ``⌈work / lanes⌉``
+        (a vector layer's compute cycles; no systolic cycles), the epilogue's side inputs (moved to
+        and from DRAM by the ifmap's rule: the network input, or larger than the ifmap partition),
+        and the bytes its operands read from and write to the SRAM."""
+        lw = self.lw
+        vector = st_ceil(vector_work / lanes)
+        side_moved = (side_bytes > 0) & (lw.is_source | (side_bytes > t["caps"][0]))
+        side_dram = torch.where(side_moved, side_bytes, 0.0)
+        t["compute"] = torch.where(lw.is_vector, vector, t["compute"])
+        t["vector"], t["side"], t["dram"] = vector, side_dram, t["dram"] + side_dram
+        # SRAM traffic of the vector unit: a vector layer reads its inputs and writes its output;
+        # an epilogue reads its side inputs (its own operand leaves the array, counted there).
+        t["vector_reads"] = torch.where(lw.is_vector, ifmap_bytes, side_bytes) + side_dram
+        t["vector_writes"] = torch.where(lw.is_vector, ofmap_bytes, 0.0)
+        t["vector_work"] = vector_work
 
     def stall_terms(self, H, W, sram_kib, df, m) -> tuple:
         """:func:`~codesign.model.systolic.stall_terms` of every layer (they do not depend on
@@ -120,9 +158,25 @@ class LayerFormulas:
                            stride=self.stride)
 
     def total_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms) -> torch.Tensor:
+        """Cycles of each layer: :meth:`array_cycles`, bounded by the vector unit (:meth:`with_vector`)."""
+        array = self.array_cycles(t, H, W, df, m=m, groups=groups, bytes_per_cycle=bytes_per_cycle, terms=terms)
+        return self.with_vector(t, array, bytes_per_cycle) if self.has_vector else array
+
+    def with_vector(self, t: dict, array, bytes_per_cycle) -> torch.Tensor:
+        """A layer's cycles from its array's (:meth:`array_cycles`) and its vector work: a vector
+        layer takes ``max(⌈work / lanes⌉, DRAM bytes / bytes per cycle)`` (it streams its operands);
+        a MAC layer ``max(array, ⌈epilogue work / lanes⌉, side-input DRAM bytes / bytes per cycle)``
+        (the epilogue runs in pipeline with the array's output; its side inputs have a channel)."""
+        lw = self.lw
+        vector = t["vector"]
+        mac = torch.maximum(torch.maximum(array, vector), t["side"] / bytes_per_cycle)
+        return torch.where(lw.is_vector, torch.maximum(vector, t["dram"] / bytes_per_cycle), mac)
+
+    def array_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms) -> torch.Tensor:
         """Cycles with memory stalls: SCALE-Sim's memory system, one DRAM channel of this bandwidth
         per operand, for the operands that cross the DRAM interface (docs/model.md, "Memory traffic
-        and stalls"). ``t`` is :meth:`traffic`'s result, ``terms`` :meth:`stall_terms`'."""
+        and stalls"). ``t`` is :meth:`traffic`'s result, ``terms`` :meth:`stall_terms`'. A vector
+        layer has no array cycles (0)."""
         lw = self.lw
         cap_i, cap_f, cap_o = t["caps"]
         moved_i, moved_f, moved_o = t["moved"]
@@ -132,17 +186,26 @@ class LayerFormulas:
             ofmap_words=2 * cap_o / self.word_bytes, bw_words=bytes_per_cycle / self.word_bytes,
             ifmap_from_dram=moved_i, filter_from_dram=moved_f, ofmap_to_dram=moved_o, terms=terms,
         )
-        return groups * per_gemm
+        array = groups * per_gemm
+        return torch.where(lw.is_vector, 0.0, array) if self.has_vector else array
 
-    def core_energy(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg) -> torch.Tensor:
-        """Energy of the MACs, their register traffic and the SRAM (array reads/writes + DRAM fills).
+    def core_energy(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg, e_vec=None) -> torch.Tensor:
+        """Energy of the MACs, their register traffic and the SRAM (array reads/writes + DRAM fills),
+        and of the vector unit: its operations (``e_vec`` J each) and the SRAM bytes it reads
+        (ifmap partition) and writes (ofmap partition).
 
         ``e_sram(share)`` gives J per byte of the SRAM partition holding ``share`` of the SRAM."""
         lw = self.lw
         n, k, prec = lw.gemm_n, lw.gemm_k, lw.precision_bytes
         macs = groups * m * n * k
         si, sf, so = sram_accesses(m, n, k, H, W, df)
+        if self.has_vector:  # a vector layer's GEMM view (1 × 1 × 1) is not run
+            macs, si, sf, so = (torch.where(lw.is_vector, 0.0, x) for x in (macs, si, sf, so))
         sram_energy = 0.0
         for words, fill, share in zip((si, sf, so), t["fills"], self.split):
             sram_energy = sram_energy + (groups * words * prec + fill) * e_sram(share)
-        return macs * (e_mac + 3 * prec * e_reg) + sram_energy
+        energy = macs * (e_mac + 3 * prec * e_reg) + sram_energy
+        if self.has_vector:
+            energy = (energy + t["vector_work"] * e_vec + t["vector_reads"] * e_sram(self.split[0])
+                      + t["vector_writes"] * e_sram(self.split[2]))
+        return energy

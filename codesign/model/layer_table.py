@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from codesign.knobs import hardware_knob
 from codesign.model.analytical import AnalyticalModel
 from codesign.model.systolic import folds as systolic_folds
 from codesign.model.systolic import sram_accesses
@@ -78,7 +79,10 @@ def design_table(model, candidates, layers: dict | None = None) -> dict[str, tor
         "ifmap_bytes": row(lw.ifmap_bytes / groups), "filter_bytes": row(lw.filter_bytes / groups), "ofmap_bytes": row(lw.ofmap_bytes / groups),
         "is_source": row(lw.is_source.to(dt)), "is_sink": row(lw.is_sink.to(dt)), "has_weights": row(lw.has_weights.to(dt)),
         "is_conv": row(is_conv),
-        "an_compute": layers["compute_cycles"].to(dev, dt), "an_total": layers["total_cycles"].to(dev, dt),
+        # A MAC layer's total is its array's (what a simulator of the array counts; a fused
+        # epilogue's bound is applied after the prediction); a vector layer's is its own.
+        "an_compute": layers["compute_cycles"].to(dev, dt),
+        "an_total": torch.where(lw.is_vector, layers["total_cycles"], layers["array_cycles"]).to(dev, dt),
         "an_dram_bytes": layers["dram_bytes"].to(dev, dt),
     }
 
@@ -100,7 +104,8 @@ def _sram_split(job) -> tuple[float, float, float]:
 
 def _job_candidates(jobs, col: torch.Tensor) -> Candidates:
     """One candidate per job ``[n]``, with the job's array, SRAM and bandwidth; job ``i``'s
-    dataflow on its own layer ``col[i]`` of an ``n``-layer workload, one core, 1 GHz, no NoC bound."""
+    dataflow on its own layer ``col[i]`` of an ``n``-layer workload, one core, 1 GHz, no NoC bound
+    (and the default vector unit: a job is a MAC layer with no epilogue)."""
     n = len(jobs)
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     dataflow = torch.zeros(n, n, dtype=torch.long)
@@ -111,7 +116,7 @@ def _job_candidates(jobs, col: torch.Tensor) -> Candidates:
         sram_kib=f64([(j.ifmap_sram_bytes + j.filter_sram_bytes + j.ofmap_sram_bytes) / 1024.0 for j in jobs]),
         dram_gbps=f64([j.bandwidth for j in jobs]), noc_link_gbps=f64([1e15] * n), clock_ghz=f64([1.0] * n),
         node=torch.zeros(n, dtype=torch.long), dataflow=dataflow, core=torch.zeros(n, n, dtype=torch.long),
-        pipelined=torch.zeros(n, dtype=torch.bool),
+        pipelined=torch.zeros(n, dtype=torch.bool), vector_lanes=f64([float(hardware_knob("vector_lanes").default[0])] * n),
     )
 
 

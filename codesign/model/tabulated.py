@@ -21,7 +21,7 @@ import torch
 from codesign.knobs import knob_names
 from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
 from codesign.model.schedule import list_schedule_lp
-from codesign.model.tables import build_tables
+from codesign.model.tables import CORE_FIELDS, build_tables
 from codesign.vocab import dataflow_code
 
 #: Hardware fields whose choices index the tables (the registry's tabulated knobs).
@@ -30,7 +30,7 @@ CODED_FIELDS = knob_names(tabulated=True)
 
 @dataclass
 class Coded:
-    """A population as the tabulated path sees it: table codes ``[P]`` (array+SRAM ``hw``, bytes per
+    """A population as the tabulated path sees it: table codes ``[P]`` (per-core knobs ``hw``, bytes per
     cycle ``bw``, ``grid``, ``node``), the schedule layer-major ``[L, P]``,
     and the values it still needs ``[P]``."""
 
@@ -157,7 +157,9 @@ class TabulatedPath:
         when the caller has it, layer-major ``[L, P]`` (contiguous int32)."""
         T = self.tables
         n = self.n_choices
-        hw_code = (code["pe_rows"] * n["pe_cols"] + code["pe_cols"]) * n["sram_kib"] + code["sram_kib"]
+        hw_code = code[CORE_FIELDS[0]]
+        for name in CORE_FIELDS[1:]:  # mixed radix, the last per-core knob fastest (the tables' order)
+            hw_code = hw_code * n[name] + code[name]
         bw = T["bw_code"].index_select(0, (code["dram_gbps"] * n["noc_link_gbps"] + code["noc_link_gbps"]) * n["clock_ghz"] + code["clock_ghz"])
         grid = code["grid_rows"] * n["grid_cols"] + code["grid_cols"]
         get = (lambda name: getattr(values, name)) if values is not None else (lambda name: self.choice_values[name].index_select(0, code[name]))  # noqa: E731
@@ -236,8 +238,8 @@ class TabulatedPath:
     # --- gathers and the schedule --------------------------------------------------------------------
     def costs(self, table: dict, k: Coded, resident: torch.Tensor | None, detail: bool, kind: str = "batch"):
         """Layer costs gathered from a kind table: ``total`` ``[L, P]`` (for the list schedule), ``dram``
-        ``[P, L]``, the sums over layers ``dram_sum``, ``energy_sum`` ``[P]``, and ``compute`` ``[L, P]``
-        when ``detail``.
+        ``[P, L]``, the sums over layers ``dram_sum``, ``energy_sum`` ``[P]``, and when ``detail`` the
+        ``compute``, ``vector`` and ``array`` cycles ``[L, P]`` (a dict; else ``None``).
 
         Sums over layers run along the contiguous last dimension of ``[P, L]`` tensors, as the direct
         path's do: their order of summation is then the same whatever ``P``, so a candidate gets the
@@ -258,7 +260,14 @@ class TabulatedPath:
             return torch.index_select(values, 0, index.view(-1), out=out.view(-1)).view(L, P)
 
         total = gather(table["total"], k.hw * T["Bw"] + k.bw, T["U"] * T["Bw"], keep(f"{kind}.total", (L, P), self.dtype))
-        compute = gather(table["compute"], k.hw, T["U"], self.fresh("compute", (L, P), self.dtype)) if detail else None
+        cycles = None
+        if detail:
+            cycles = {"compute": gather(table["compute"], k.hw, T["U"], self.fresh("compute", (L, P), self.dtype))}
+            if "vector" in table:
+                cycles["vector"] = gather(table["vector"], k.hw, T["U"], self.fresh("vector", (L, P), self.dtype))
+                cycles["array"] = gather(table["array"], k.hw * T["Bw"] + k.bw, T["U"] * T["Bw"], self.fresh("array", (L, P), self.dtype))
+            else:  # no vector work: no vector cycles, and the array's cycles are the layer's
+                cycles["vector"], cycles["array"] = torch.zeros_like(total), total.clone()
         # "dram_energy", candidate-major [P, L]: entry ((key·L + l)·3 + dataflow)·R + resident.
         rows = buf("index_pl", (P, L), torch.int32)
         torch.add(k.dataflow_pl, self.layer_lane * 3, out=rows)
@@ -274,7 +283,7 @@ class TabulatedPath:
         energy_sum = sums.imag + hops.mul_(dram).sum(dim=1) * self.model.e_hop[k.node]
         if detail:
             dram = dram.clone()
-        return total, dram, sums.real, energy_sum, compute
+        return total, dram, sums.real, energy_sum, cycles
 
     def transfers(self, k: Coded, kind: str = "batch"):
         """NoC time ``[E, P]`` of each edge between layers and byte-hops ``[P]``, from the hop tables.
@@ -312,7 +321,7 @@ class TabulatedPath:
         keep = self.fresh if detail else self.scratch
         e_hop = self.model.e_hop[k.node]
 
-        total, dram, dram_sum, energy_sum, compute = self.costs(T["batch"], k, None, detail)
+        total, dram, dram_sum, energy_sum, parts = self.costs(T["batch"], k, None, detail)
         transfer, byte_hops = self.transfers(k)
         schedule = (keep("start", (L, P), self.dtype), keep("finish", (L, P), self.dtype), self.scratch("core_free", (P, self.n_slots), self.dtype),
                     self.scratch("slot", (L, P), torch.int32))
@@ -331,7 +340,8 @@ class TabulatedPath:
         area, die_cost, static_w = T["area"].index_select(0, (k.hw * T["G"] + k.grid) * self.n_nodes + k.node).unbind(1)
         layers = None
         if detail:
-            layers = layer_detail(k.clock_ghz, compute.t(), total.t(), dram, start.t(), finish.t())
+            layers = layer_detail(k.clock_ghz, parts["compute"].t(), total.t(), dram, start.t(), finish.t(),
+                                  vector=parts["vector"].t(), array=parts["array"].t())
         return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
 
     def _pipelined(self, k: Coded, schedule: tuple, dram_bytes_per_cycle, e_hop):
