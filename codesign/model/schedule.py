@@ -161,6 +161,14 @@ def schedule_latency(model, candidates, layer_cycles: torch.Tensor, dram_bytes: 
     return latency[0] if squeeze else latency
 
 
+def with_vector_unit(model, array_cycles: torch.Tensor, layers: dict) -> torch.Tensor:
+    """Per-layer cycles ``[..., P, L]`` from an array simulator's (or a prediction of them) and the
+    analytical model's per-layer detail ``layers``: a vector layer takes the model's cycles, a MAC
+    layer ``max(array cycles, its epilogue's vector cycles)`` (equal to the array's with no epilogue)."""
+    vector = model.lw.is_vector
+    return torch.where(vector, layers["total_cycles"], torch.maximum(array_cycles, layers["vector_cycles"]))
+
+
 def check_layer_by_layer(candidates, space) -> None:
     """Latency from per-layer cycles (:func:`schedule_latency`) is defined for layer-by-layer
     execution only: a pipelined run's layers take one sample's cycles, not the batch's."""

@@ -24,7 +24,9 @@ to apply — is chosen on the out-of-bag rows (rows of groups a member never saw
 correction generalises, 0 when the data show no learnable signal (no gain over the
 analytical model beyond one standard error; the surrogate is then the analytical model).
 A design's latency is predicted member by member: the analytical per-layer cycles ×
-``exp(residual)``, scheduled like the analytical model's
+``exp(residual)`` (MAC layers only: the residual corrects the array's cycles, a fused
+epilogue's vector cycles bound them from below, and a vector layer keeps the analytical
+cycles), scheduled like the analytical model's
 (:func:`codesign.model.schedule.schedule_latency`), so the ensemble's spread of design
 latencies carries the schedule's own structure (a layer off the critical path does not
 move the latency).
@@ -53,7 +55,7 @@ from torch import nn
 from codesign.errors import UserError
 from codesign.model.analytical import AnalyticalModel
 from codesign.model.layer_table import FEATURE_VERSION, FEATURES, STALL_COL, TABLE_COLUMNS, design_table, features, job_table
-from codesign.model.schedule import check_layer_by_layer, schedule_latency
+from codesign.model.schedule import check_layer_by_layer, schedule_latency, with_vector_unit
 
 __all__ = [
     "FEATURES", "TABLE_COLUMNS", "DesignPrediction", "LatencySurrogate", "SurrogateCostModel",
@@ -319,7 +321,9 @@ class LatencySurrogate(nn.Module):
         check_layer_by_layer(candidates, model.space)
         ev = model.evaluate(candidates, detail=True)
         table = design_table(model, candidates, ev.layers)
-        cycles = self.predict_cycles(table).to(model.device, model.dtype)  # [E, P, L]
+        # The residual corrects the array's cycles of MAC layers; a vector layer keeps the model's
+        # cycles (residual 0) and a fused epilogue bounds its MAC layer from below.
+        cycles = with_vector_unit(model, self.predict_cycles(table).to(model.device, model.dtype), ev.layers)  # [E, P, L]
         members = schedule_latency(model, candidates, cycles, ev.layers["dram_bytes"])  # [E, P]
         return DesignPrediction(latency_s=members.mean(dim=0), latency_std_s=members.std(dim=0) if self.members > 1 else torch.zeros_like(members[0]),
                                 members_s=members, layer_cycles=cycles, analytical_latency_s=ev.metrics["latency_s"])

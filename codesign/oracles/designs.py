@@ -3,7 +3,10 @@
 A *design's* oracle latency is the analytical model's schedule with the oracle's per-layer
 cycles in place of the analytical ones (:func:`~codesign.model.schedule.schedule_latency`): the
 list schedule over the cores, the NoC transfers between layers and the chip-level DRAM bound
-stay the model's; only each layer's busy time changes. :class:`OracleCostModel` wraps an oracle
+stay the model's; only each layer's busy time changes. A simulator of the PE array (SCALE-Sim) runs
+MAC layers only: a vector layer gets no job (its cycles are the analytical model's), and a MAC
+layer with a fused epilogue takes ``max(oracle cycles, epilogue cycles)`` (the epilogue runs on
+the vector unit in pipeline with the array). :class:`OracleCostModel` wraps an oracle
 as a plug-in cost model (the :class:`~codesign.model.plugins.CostModel` protocol) that provides
 ``latency_s``; the engine never calls it per trial in the inner loop (see
 :mod:`codesign.search.surrogate_loop`).
@@ -19,7 +22,7 @@ import numpy as np
 import torch
 
 from codesign.model.analytical import AnalyticalModel
-from codesign.model.schedule import check_layer_by_layer, schedule_latency
+from codesign.model.schedule import check_layer_by_layer, schedule_latency, with_vector_unit
 from codesign.oracles.jobs import LayerJob, LayerResult
 from codesign.vocab import DATAFLOWS
 
@@ -36,12 +39,15 @@ class DesignJobs:
     """The jobs of ``P`` designs × ``L`` layers, de-duplicated.
 
     ``jobs[index[p, l]]`` is layer ``l`` of design ``p``; the layer's cycles are
-    ``repeats[l] ×`` that job's.
+    ``repeats[l] ×`` that job's. A vector layer has no job of its own: its ``repeats`` is 0 and
+    its ``index`` that of a MAC layer of the same design (so every entry of ``index`` is a job the
+    design needs); ``mac[l]`` tells the two apart.
     """
 
     jobs: list[LayerJob]
     index: np.ndarray  # [P, L] long
-    repeats: np.ndarray  # [L]: GEMMs per layer (groups, × batch for a matmul)
+    repeats: np.ndarray  # [L]: GEMMs per layer (groups, × batch for a matmul); 0 for a vector layer
+    mac: np.ndarray | None = None  # [L] bool: a MAC layer (a vector layer has no job)
 
 
 def _layer_forms(space) -> list[tuple]:
@@ -58,21 +64,24 @@ def _layer_forms(space) -> list[tuple]:
 
 
 def design_jobs(space, candidates) -> DesignJobs:
-    """The oracle jobs of every layer of every candidate (a :class:`~codesign.space.Candidates`)."""
+    """The oracle jobs of every MAC layer of every candidate (a :class:`~codesign.space.Candidates`)."""
     P, L = candidates.dataflow.shape
     split = space.design.hardware.sram_split
     forms = _layer_forms(space)
+    mac = ~space.lowered.is_vector.cpu().numpy()
+    mac_cols = np.flatnonzero(mac)
     sram = candidates.sram_kib.double().cpu().numpy() * 1024.0
     bw = (torch.minimum(candidates.dram_gbps, candidates.noc_link_gbps) / candidates.clock_ghz).double().cpu().numpy()
     hw = np.stack([candidates.pe_rows.double().cpu().numpy(), candidates.pe_cols.double().cpu().numpy(), sram, bw], axis=1)  # [P, 4]
     df = candidates.dataflow.cpu().numpy()  # [P, L]
     precision = space.lowered.precision_bytes.cpu().numpy()
     # One numeric row per (p, l): layer index, hardware, dataflow; unique rows → jobs.
+    Lm = len(mac_cols)
     table = np.concatenate([
-        np.broadcast_to(np.arange(L, dtype=np.float64)[None, :, None], (P, L, 1)),
-        np.broadcast_to(hw[:, None, :], (P, L, 4)),
-        df[:, :, None].astype(np.float64),
-    ], axis=2).reshape(P * L, 6)
+        np.broadcast_to(mac_cols.astype(np.float64)[None, :, None], (P, Lm, 1)),
+        np.broadcast_to(hw[:, None, :], (P, Lm, 4)),
+        df[:, mac_cols, None].astype(np.float64),
+    ], axis=2).reshape(P * Lm, 6)
     uniq, inverse = np.unique(table, axis=0, return_inverse=True)
     inverse = inverse.reshape(-1)
     # Jobs in the order designs first need them (design 0's layers, then what design 1 adds, ...): an
@@ -87,8 +96,12 @@ def design_jobs(space, candidates) -> DesignJobs:
     for l, h, w, s, b, d in uniq:
         form = forms[int(l)]
         jobs.append(LayerJob(*form, int(h), int(w), DATAFLOWS[int(d)], float(s * split[0]), float(s * split[1]), float(s * split[2]), float(b), int(precision[int(l)])))
-    repeats = space.lowered.groups.cpu().numpy().astype(np.float64)
-    return DesignJobs(jobs=jobs, index=inverse.reshape(P, L), repeats=repeats)
+    repeats = np.where(mac, space.lowered.groups.cpu().numpy().astype(np.float64), 0.0)
+    index = np.zeros((P, L), dtype=np.int64)
+    if Lm:
+        index[:, mac_cols] = inverse.reshape(P, Lm)
+        index[:, ~mac] = index[:, mac_cols[:1]]  # a job the design needs anyway
+    return DesignJobs(jobs=jobs, index=index, repeats=repeats, mac=mac)
 
 
 @dataclass
@@ -108,9 +121,10 @@ def oracle_evaluate(oracle: JobRunner, model, candidates, *, progress=None) -> O
     check_layer_by_layer(candidates, space)
     ev = model.evaluate(candidates, detail=True)
     dj = design_jobs(space, candidates)
-    results = oracle.run(dj.jobs, progress=progress)
-    per_job = torch.tensor([r.total_cycles for r in results], dtype=model.dtype, device=model.device)
+    results = oracle.run(dj.jobs, progress=progress) if dj.jobs else []
+    per_job = torch.tensor([r.total_cycles for r in results] or [0.0], dtype=model.dtype, device=model.device)
     cycles = per_job[torch.as_tensor(dj.index, device=model.device)] * torch.as_tensor(dj.repeats, dtype=model.dtype, device=model.device)[None, :]
+    cycles = with_vector_unit(model, cycles, ev.layers)
     latency = schedule_latency(model, candidates, cycles, ev.layers["dram_bytes"])
     return OracleEvaluation(latency_s=latency, layer_cycles=cycles, analytical={**ev.layers, **ev.metrics}, jobs=dj, results=results)
 
