@@ -5,6 +5,8 @@ The public API (see the README):
 * :func:`load_design` — read and validate a design file;
 * :func:`explore` — run the joint NSGA-II search, write the run folder, return a :class:`Run`;
 * :func:`open_run`, :func:`report`, :func:`show` — read a run, redraw its plots, inspect one design;
+* :func:`describe_workload` — import a network (zoo, PyTorch module, torchvision, ONNX) and describe it;
+* :func:`evaluate` — the metrics and per-layer schedule of one exact design;
 * :class:`DesignSpace`, :class:`AnalyticalModel`, :class:`Evaluator`, :class:`CostModel` — the pieces, for notebooks and plug-ins;
 * :class:`Oracle`, :class:`LayerJob` — to wrap a slow trusted simulator as an oracle.
 """
@@ -20,7 +22,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "Run": "codesign.api",
     "build": "codesign.api",
+    "evaluate": "codesign.api",
     "explore": "codesign.api",
+    "describe_workload": "codesign.api",
     "open_run": "codesign.api",
     "report": "codesign.api",
     "show": "codesign.api",
@@ -59,10 +63,12 @@ __all__ = [
     "Run",
     "UserError",
     "build",
+    "evaluate",
     "explore",
     "load_design",
     "open_run",
     "parse_design",
     "report",
     "show",
+    "describe_workload",
 ]

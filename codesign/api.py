@@ -19,14 +19,17 @@ from pathlib import Path
 from codesign.design import Design, load_design
 from codesign.errors import ArgumentError
 from codesign.model.evaluator import Evaluator, build_evaluator
+from codesign.runs.evaluate import evaluate_design
 from codesign.runs.explore import explore_plain
 from codesign.runs.inspect import report, show
 from codesign.runs.oracle import explore_with_oracle
 from codesign.runs.outputs import Run, open_run
+from codesign.runs.workloads import workload_description
 from codesign.space import DesignSpace
-from codesign.vocab import DEVICES, REFINE_METHODS, SAMPLERS, STRATEGIES, one_of
+from codesign.vocab import DEVICES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, UNSUPPORTED, one_of
+from codesign.workload.sources import build_workload
 
-__all__ = ["Run", "build", "explore", "open_run", "report", "show"]
+__all__ = ["Run", "build", "evaluate", "explore", "open_run", "report", "show", "describe_workload"]
 
 
 def _as_design(design: Design | str | Path) -> Design:
@@ -128,3 +131,25 @@ def explore(
         raise ArgumentError("sampler", sampler, f"applies to the joint strategy only (the {strategy} strategy has its own sampling)")
     return explore_plain(design, trials=trials, seed=seed, out=Path(out),
                          storage=storage, device=device, progress=progress, say=say, strategy=strategy, sampler=sampler, refine=refine)
+
+
+def describe_workload(spec: str, *, batch: int = 1, precision_bytes: int = 1, params: dict | None = None,
+             input_shape: tuple[int, ...] | list[int] | None = None, unsupported: str = "error") -> dict:
+    """The network ``spec`` as the model sees it: a zoo name, ``torchvision:NAME``, ``file.py:Name``,
+    ``package.module:Name``, an ``.onnx`` file or a SCALE-Sim ``.csv``. Returns the JSON object of
+    ``codesign workload`` (``total_macs``, ``weight_bytes``, ``vector_ops``, ``layers``, ...)."""
+    for argument, value in (("batch", batch), *((("input_shape", d) for d in input_shape) if input_shape else ())):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ArgumentError(argument, value, "expected a positive integer" if argument == "batch" else "expected positive integers")
+    _choose("precision_bytes", precision_bytes, 1, PRECISIONS)
+    _choose("unsupported", unsupported, "error", UNSUPPORTED)
+    built = build_workload(spec, batch=batch, precision_bytes=precision_bytes, params=dict(params or {}),
+                           input_shape=None if input_shape is None else tuple(input_shape), unsupported=unsupported)
+    return workload_description(built)
+
+
+def evaluate(design: str | Path, *, settings: list[str] | tuple[str, ...] = (), device: str = "cpu") -> dict:
+    """The metrics and per-layer schedule of one exact design: every search range of the design
+    file at the value a setting gives (``"hardware.pe_rows=32"``) or at its first choice."""
+    _choose("device", device, "cpu", DEVICES)
+    return evaluate_design(design, list(settings), device=device)

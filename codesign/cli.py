@@ -1,4 +1,5 @@
-"""The shell entry point: ``codesign explore | report | show | repair | cycles | surrogate`` (also ``python -m codesign``).
+"""The shell entry point: ``codesign explore | report | show | repair | evaluate | workload | cycles | surrogate``
+(also ``python -m codesign``).
 
 User errors (bad design file, bad flag, failing plug-in, wrong run folder) and OS errors (a
 read-only or full disk, a path that is not a folder) print one message and exit with code 2;
@@ -17,7 +18,7 @@ import sys
 from codesign.argtypes import non_negative_int, positive_float, positive_int
 from codesign.errors import ArgumentError, UserError
 from codesign.search.guards import Aborted
-from codesign.vocab import DEVICES, REFINE_METHODS, SAMPLERS, STRATEGIES
+from codesign.vocab import DEVICES, FORMATS, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, UNSUPPORTED
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,6 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("run", help="run folder")
     sh.add_argument("--trial", type=non_negative_int, required=True, help="trial number")
 
+    ev = sub.add_parser("evaluate", help="metrics and per-layer schedule of one exact design (ranges at --set values or first choices)")
+    ev.add_argument("design", help="design file (TOML)")
+    ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="take a range at this value, e.g. --set hardware.pe_rows=32 --set schedule.dataflow=os (repeatable)")
+    ev.add_argument("--format", choices=FORMATS, default="table", help="output (default: table)")
+    ev.add_argument("--device", default="cpu", choices=DEVICES, help="where the model runs (default: cpu)")
+
+    wl = sub.add_parser("workload", help="import a network (zoo, torchvision:NAME, file.py:Name, .onnx, .csv) and list its layers")
+    wl.add_argument("spec", help="zoo name, torchvision:NAME, path/file.py:Name, package.module:Name, model.onnx or topology.csv")
+    wl.add_argument("--input-shape", type=_shape, help="one sample's input shape without the batch, e.g. 3,224,224")
+    wl.add_argument("--batch", type=positive_int, default=1, help="batch (default: 1)")
+    wl.add_argument("--precision-bytes", type=int, choices=PRECISIONS, default=1, help="bytes per operand (default: 1)")
+    wl.add_argument("--param", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                    help="keyword argument of the module's constructor or the zoo builder (repeatable)")
+    wl.add_argument("--unsupported", choices=UNSUPPORTED, default="error",
+                    help="an operator the importer cannot map: stop (error, default) or skip it and list it")
+    wl.add_argument("--format", choices=FORMATS, default="json", help="output (default: json)")
+    wl.add_argument("--plot", metavar="FILE", help="also draw the layer graph to FILE (.png, .pdf or .svg)")
+
     from codesign.cycles import add_cycles_parser
 
     add_cycles_parser(sub)
@@ -66,6 +86,77 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_surrogate_parser(sub)
     return parser
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    parts = text.replace("x", ",").split(",")
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (3,224,224), got {text!r}") from None
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (3,224,224), got {text!r}")
+    return dims
+
+
+def _key_value(text: str) -> tuple[str, object]:
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value.strip()
+
+
+def _print_table(frame, head: list[str], fmt: str) -> None:
+    if fmt == "csv":
+        print(frame.to_csv(index=False), end="")
+        return
+    for line in head:
+        print(line)
+    print(frame.to_string(index=False))
+
+
+def _workload(args) -> None:
+    import json
+
+    from codesign import api
+    from codesign.runs.workloads import layers_frame, summary_lines
+
+    info = api.describe_workload(args.spec, batch=args.batch, precision_bytes=args.precision_bytes, params=dict(args.param),
+                                 input_shape=args.input_shape, unsupported=args.unsupported)
+    if args.plot:
+        from codesign.plots import plot_workload_graph
+        from codesign.runs.tables import write_atomic
+
+        write_atomic(args.plot, lambda p: plot_workload_graph(info, p))
+    if args.format == "json":
+        print(json.dumps(info, indent=1))
+    else:
+        _print_table(layers_frame(info), summary_lines(info), args.format)
+
+
+def _evaluate(args) -> None:
+    import json
+
+    import pandas as pd
+
+    from codesign import api
+
+    result = api.evaluate(args.design, settings=args.set, device=args.device)
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+        return
+    head = [f"design: {result['design']} ({result['workload']})",
+            "hardware: " + ", ".join(f"{k}={v}" for k, v in result["hardware"].items()),
+            "schedule: " + ", ".join(f"{k}={v}" for k, v in result["schedule"].items()),
+            "metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())]
+    if result["failed"]:
+        head.append(f"failed: {result['failed']}")
+    _print_table(pd.DataFrame(result["layers"]), head, args.format)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "show":
             for path in api.show(args.run, args.trial).values():
                 print(path)
+        elif args.command == "workload":
+            _workload(args)
+        elif args.command == "evaluate":
+            _evaluate(args)
         elif args.command == "cycles":
             from codesign.cycles import run_cycles
 

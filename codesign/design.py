@@ -29,10 +29,12 @@ from pydantic import (
     field_validator,
 )
 
-from codesign.errors import DesignError
+from codesign.errors import DesignError, UserError
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
-from codesign.vocab import DATAFLOWS, DRAM_KINDS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES
-from codesign.workload.zoo import ZOO, build_workload
+from codesign.vocab import DATAFLOWS, DRAM_KINDS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, UNSUPPORTED
+from codesign.workload.graph import Workload
+from codesign.workload.sources import build_workload
+from codesign.workload.zoo import ZOO
 
 Dataflow = Literal[DATAFLOWS]
 Mode = Literal[MODES]
@@ -68,12 +70,19 @@ class _Section(BaseModel):
 
 
 class WorkloadSpec(_Section):
-    """``[workload]``: which network, at which batch and precision."""
+    """``[workload]``: which network (a zoo name, ``torchvision:NAME``, ``file.py:Name`` or
+    ``package.module:Name``, an ``.onnx`` file or a SCALE-Sim topology ``.csv``; paths relative to
+    the design file), at which batch and precision; ``input_shape`` is one sample's input shape
+    (no batch dimension) for an imported module, ``params`` its constructor's (or a zoo
+    builder's) keyword arguments, ``unsupported`` what to do with an operator the importer
+    cannot map (``error``, or ``skip`` and list it in the run's summary)."""
 
-    network: str
+    network: Annotated[str, Field(min_length=1)]
     batch: PositiveInt = 1
     precision_bytes: Literal[PRECISIONS] = 1
-    params: dict[str, PositiveInt] = Field(default_factory=dict)
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
+    input_shape: Annotated[list[PositiveInt], Field(min_length=1)] | None = None
+    unsupported: Literal[UNSUPPORTED] = "error"
 
 
 class _HardwareFixed(_Section):
@@ -277,19 +286,35 @@ def _check_dataflows(design: Design) -> None:
             )
 
 
-def _check_workload(design: Design) -> None:
-    """The workload must build: a known network with parameters its builder accepts."""
+def design_workload(design: Design) -> Workload:
+    """The design's workload, from whichever source ``workload.network`` names
+    (:func:`codesign.workload.sources.build_workload`; imports are cached, so the check here and
+    the design space share one import)."""
     spec = design.workload
-    if spec.network not in ZOO:
-        raise DesignError(f"{design.source}: workload.network = {spec.network!r}: one of the valid networks: {', '.join(sorted(ZOO))}")
+    base = Path(design.source).parent if design.source != "<memory>" else None
+    return build_workload(spec.network, batch=spec.batch, precision_bytes=spec.precision_bytes, params=dict(spec.params),
+                          input_shape=None if spec.input_shape is None else tuple(spec.input_shape),
+                          unsupported=spec.unsupported, base=base)
+
+
+def _check_zoo_params(design: Design) -> None:
+    """A zoo network's parameters, named by their key paths: keys its builder takes, positive integers."""
+    spec = design.workload
     accepted = [p for p in inspect.signature(ZOO[spec.network]).parameters if p not in ("batch", "precision_bytes")]
     for key, value in spec.params.items():
+        where = f"{design.source}: workload.params.{key} = {value!r}"
         if key not in accepted:
-            raise DesignError(
-                f"{design.source}: workload.params.{key} = {value!r}: network {spec.network!r} has no parameter {key!r}; "
-                f"expected one of {accepted} (batch and precision_bytes are keys of [workload] itself)"
-            )
+            raise DesignError(f"{where}: network {spec.network!r} has no parameter {key!r}; "
+                              f"expected one of {accepted} (batch and precision_bytes are keys of [workload] itself)")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise DesignError(f"{where}: expected an integer greater than 0")
+
+
+def _check_workload(design: Design) -> None:
+    """The workload must build: a known source, parameters its builder accepts, operators it maps."""
+    if design.workload.network in ZOO:
+        _check_zoo_params(design)
     try:
-        build_workload(spec.network, batch=spec.batch, precision_bytes=spec.precision_bytes, **spec.params)
-    except (ValueError, TypeError) as error:
-        raise DesignError(f"{design.source}: workload.params = {dict(spec.params)!r}: {error}") from None
+        design_workload(design)
+    except UserError as error:
+        raise DesignError(f"{design.source}: workload.network = {design.workload.network!r}: {error}") from None

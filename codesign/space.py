@@ -26,11 +26,10 @@ from typing import Any
 import optuna
 import torch
 
-from codesign.design import Design
+from codesign.design import Design, design_workload
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob, hardware_knob
 from codesign.vocab import DATAFLOWS, MODES
 from codesign.workload.graph import Workload, topological_order
-from codesign.workload.zoo import build_workload
 
 #: Hardware fields that may be knobs, in the order they take in a row (the knob registry's order).
 HW_KNOB_FIELDS = tuple(knob.name for knob in HARDWARE_KNOBS)
@@ -188,7 +187,7 @@ class DesignSpace:
     @classmethod
     def from_design(cls, design: Design) -> "DesignSpace":
         spec = design.workload
-        workload = build_workload(spec.network, batch=spec.batch, precision_bytes=spec.precision_bytes, **spec.params)
+        workload = design_workload(design)
         lowered = lower_workload(workload)
         hw, sched = design.hardware, design.schedule
         knobs: list[Knob] = []

@@ -39,6 +39,12 @@ SAMPLERS = ("nsga2", "nsga3", "tpe")
 #: Gradient refinement of the front after the search (:mod:`codesign.search.refine`).
 REFINE_METHODS = ("none", "mgda", "pcgrad")
 
+#: What an importer does with an operator it cannot map: stop naming it, or skip it and list it.
+UNSUPPORTED = ("error", "skip")
+
+#: Output formats of ``codesign workload`` and ``codesign evaluate``.
+FORMATS = ("json", "csv", "table")
+
 #: Where the model runs.
 DEVICES = ("auto", "cpu", "cuda")
 

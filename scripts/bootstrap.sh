@@ -38,5 +38,9 @@ then
   "$vpy" -m pip install --quiet "$spec"
 fi
 echo "bootstrap: installing codesign and its test dependencies" >&2
-"$vpy" -m pip install --quiet -e "$root[test]"
+# Keep the torch that is there: torchvision (the importers' extra) is resolved to the build that matches it,
+# instead of pulling a newer torch (and, unpinned, its CUDA packages).
+constraints="$venv/.codesign-torch-constraint.txt"
+"$vpy" -c 'import torch; print("torch==" + torch.__version__)' > "$constraints"
+"$vpy" -m pip install --quiet -c "$constraints" -e "$root[test]"
 echo "$want" > "$stamp"

@@ -67,7 +67,7 @@ CASES = [
     ("unknown-mapping", WORKLOAD + '[schedule]\nmapping = "random"\n', "schedule.mapping", "'random'", "'search', 'round_robin' or 'single_core'"),
     ("unknown-dram-kind", WORKLOAD + '[hardware]\ndram_kind = "ddr5"\n', "hardware.dram_kind", "'ddr5'", "'ddr4', 'lpddr4' or 'hbm2'"),
     ("bad-precision", '[workload]\nnetwork = "resnet18"\nprecision_bytes = 3\n', "workload.precision_bytes", "= 3", "1, 2 or 4"),
-    ("unknown-network", '[workload]\nnetwork = "resnet19"\n', "workload.network", "'resnet19'", "valid networks: bert_base"),
+    ("unknown-network", '[workload]\nnetwork = "resnet19"\n', "workload.network", "'resnet19'", "not a zoo network (bert_base"),
     ("missing-workload", "[hardware]\npe_rows = 8\n", "workload", "", "required"),
     ("non-positive-workload-param", '[workload]\nnetwork = "bert_base"\nparams = { seq_len = -1 }\n', "workload.params.seq_len", "-1", "greater than 0"),
     ("unknown-node", WORKLOAD + '[hardware]\nnode = ["7nm", "3nm"]\n', "hardware.node[1]", "'3nm'", "'45nm', '28nm', '16nm', '7nm' or '5nm'"),

@@ -8,6 +8,7 @@ from codesign.plots.plots import (
     plot_parallel_coordinates,
 )
 from codesign.plots.surrogate_plots import plot_predicted_vs_oracle
+from codesign.plots.workload_plots import plot_workload_graph
 
 __all__ = [
     "plot_front",
@@ -16,4 +17,5 @@ __all__ = [
     "plot_floorplan",
     "plot_gantt",
     "plot_predicted_vs_oracle",
+    "plot_workload_graph",
 ]

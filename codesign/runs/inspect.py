@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from codesign.design import parse_design
@@ -20,6 +19,7 @@ from codesign.errors import ArgumentError, UserError
 from codesign.graph import design_graph, write_graph_json, write_graphml
 from codesign.model.evaluator import Evaluator, build_evaluator
 from codesign.plots import plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
+from codesign.runs.evaluate import layer_schedule
 from codesign.runs.tables import remove_stale_temps, write_atomic, write_csv
 from codesign.runs.folder import RUN_FILE
 from codesign.runs.outputs import open_run, write_outputs
@@ -108,19 +108,7 @@ def show(out: str | Path, trial: int) -> dict[str, Path]:
         params[knob.name] = type(knob.choices[0])(value) if knob.choices else int(value)
     graph = design_graph(space, params)
     row = torch.tensor([space.encode(params)], dtype=torch.long).reshape(1, space.dimension)
-    detail = evaluator.model.evaluate(space.decode(row), detail=True).layers
-    schedule = pd.DataFrame(
-        {
-            "layer": space.lowered.names,
-            "core": space.decode(row).core[0].tolist(),
-            "dataflow": [graph.edges[n, f"core{int(cc)}"]["dataflow"] for n, cc in zip(space.lowered.names, space.decode(row).core[0].tolist())],
-            "start_s": detail["start_s"][0].tolist(),
-            "end_s": detail["end_s"][0].tolist(),
-            "compute_cycles": detail["compute_cycles"][0].tolist(),
-            "stall_cycles": detail["stall_cycles"][0].tolist(),
-            "dram_bytes": detail["dram_bytes"][0].tolist(),
-        }
-    )
+    schedule = layer_schedule(space, evaluator, row)
     stem = f"trial_{trial}"
     return {
         "floorplan": write_atomic(out / f"{stem}_floorplan.png", lambda p: plot_floorplan(graph, p, title=f"trial {trial}")),

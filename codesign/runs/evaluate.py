@@ -1,0 +1,120 @@
+"""``codesign evaluate``: the metrics of one exact chip and schedule, with its per-layer schedule.
+
+The design file's search ranges are each taken at one value: the one a setting gives
+(``hardware.pe_rows=32``, ``schedule.dataflow=os``; key paths of the design file, values in
+TOML syntax, a bare word read as a string), else the range's first choice. Every layer then runs
+with the one dataflow; a ``search`` mapping becomes ``round_robin`` (layers dealt over the cores
+in topological order), since a searched mapping has no first choice. The built-in model and the
+design's plug-ins evaluate it, as in a search; the per-layer table is the model's schedule
+(:func:`layer_schedule`, which ``codesign show`` draws too).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from codesign.design import Design, load_design, parse_design
+from codesign.errors import ArgumentError
+from codesign.knobs import HARDWARE_KNOBS
+from codesign.model.evaluator import Evaluator, build_evaluator
+from codesign.space import DesignSpace
+from codesign.vocab import DATAFLOWS
+
+
+def parse_setting(text: str) -> tuple[list[str], Any]:
+    """``key.path=value`` → (key path, value): the value in TOML syntax, else the text itself."""
+    key, sep, value = text.partition("=")
+    path = [part.strip() for part in key.split(".")]
+    if not sep or len(path) < 2 or not all(path):
+        raise ArgumentError("set", text, "expected SECTION.KEY=VALUE, e.g. hardware.pe_rows=32 or schedule.dataflow=os")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return path, parsed
+
+
+def _apply(raw: dict, settings: list[str]) -> dict:
+    raw = copy.deepcopy(raw)
+    for text in settings:
+        path, value = parse_setting(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ArgumentError("set", text, f"{'.'.join(path[:-1])} is not a section of the design file")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def fixed_design(path: str | Path, settings: list[str] = ()) -> Design:
+    """The design file ``path`` with every search range taken at one value (see the module docs)."""
+    source = str(path)
+    ranged = load_design(path)
+    raw = _apply(ranged.model_dump(mode="json", exclude_defaults=True), settings)
+    design = parse_design(raw, source=source)
+    hardware = raw.setdefault("hardware", {})
+    for knob in HARDWARE_KNOBS:
+        hardware[knob.name] = getattr(design.hardware, knob.name)[0]
+    schedule = raw.setdefault("schedule", {})
+    schedule["dataflow"] = design.schedule.dataflow[0]
+    schedule["mode"] = design.schedule.mode[0]
+    if design.schedule.mapping == "search":
+        schedule["mapping"] = "round_robin"
+    return parse_design(raw, source=source)
+
+
+def layer_schedule(space: DesignSpace, evaluator: Evaluator, row: torch.Tensor) -> pd.DataFrame:
+    """One design's per-layer schedule (``row``: its integer row ``[1, D]``): core, dataflow,
+    start and end, compute, stall and vector cycles, DRAM bytes and the layer's own energy
+    (MACs, vector work, SRAM and DRAM; layer by layer, NoC transfers not included)."""
+    model = evaluator.model
+    candidates = space.decode(row.to(model.device), dtype=model.dtype)
+    detail = model.evaluate(candidates, rows=row.to(model.device), detail=True).layers
+    energy = model.layer_costs(candidates, "batch").energy_j
+    names = space.lowered.names
+    layers = [space.workload.nodes[n]["layer"] for n in names]
+    frame = pd.DataFrame({
+        "layer": names,
+        "op": [layer.fn or layer.op for layer in layers],
+        "macs": [layer.macs for layer in layers],
+        "core": candidates.core[0].tolist(),
+        "dataflow": ["-" if layer.op == "vector" else DATAFLOWS[int(d)] for layer, d in zip(layers, candidates.dataflow[0].tolist())],
+        "start_s": detail["start_s"][0].tolist(),
+        "end_s": detail["end_s"][0].tolist(),
+        "compute_cycles": detail["compute_cycles"][0].tolist(),
+        "stall_cycles": detail["stall_cycles"][0].tolist(),
+        "total_cycles": detail["total_cycles"][0].tolist(),
+    })
+    if "vector_cycles" in detail:
+        frame.insert(frame.columns.get_loc("stall_cycles"), "vector_cycles", detail["vector_cycles"][0].tolist())
+    frame["dram_bytes"] = detail["dram_bytes"][0].tolist()
+    frame["energy_j"] = energy[0].tolist()
+    return frame
+
+
+def evaluate_design(path: str | Path, settings: list[str] = (), *, device: str = "cpu") -> dict[str, Any]:
+    """The metrics and per-layer schedule of the design file ``path`` at one value per range
+    (``settings``: ``key.path=value`` strings). A JSON-ready object."""
+    design = fixed_design(path, settings)
+    space, evaluator = build_evaluator(design, device=device)
+    row = torch.zeros((1, space.dimension), dtype=torch.long)
+    values, errors = evaluator.evaluate_rows(row)
+    hardware = {knob.name: getattr(design.hardware, knob.name)[0] for knob in HARDWARE_KNOBS}
+    schedule = layer_schedule(space, evaluator, row)
+    return {
+        "design": design.source,
+        "workload": design.workload.network,
+        "hardware": hardware,
+        "schedule": {"dataflow": design.schedule.dataflow[0], "mode": design.schedule.mode[0], "mapping": design.schedule.mapping},
+        "metrics": {name: float(v) for name, v in zip(evaluator.metric_names, values[0].tolist())},
+        "failed": errors[0],
+        "layers": schedule.to_dict(orient="records"),
+    }
