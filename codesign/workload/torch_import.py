@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ def require(package: str) -> Any:
             return _torchvision()
         if package == "onnx":
             import onnx
+            import onnx.numpy_helper  # noqa: F401
             import onnx.shape_inference  # noqa: F401
             return onnx
     except ImportError as exc:
@@ -116,7 +118,9 @@ def torchvision_model(name: str, params: dict, where: str):
     if name not in models:
         raise WorkloadError(f"{where}: torchvision has no classification model {name!r}; expected one of "
                             f"torchvision.models.list_models(module=torchvision.models), e.g. {', '.join(models[:6])}")
-    module = build_on_meta(lambda **kw: tv.models.get_model(name, weights=None, **kw), params, where)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # googlenet's and inception's notes on their init
+        module = build_on_meta(lambda **kw: tv.models.get_model(name, weights=None, **kw), params, where)
     size = getattr(module, "image_size", None)
     if not isinstance(size, int):
         crop = list(tv.models.get_model_weights(name).DEFAULT.transforms().crop_size)
