@@ -29,7 +29,7 @@ import torch
 from codesign.design import Design, design_workload
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob, hardware_knob
 from codesign.vocab import DATAFLOWS, MODES
-from codesign.workload.graph import Workload, topological_order
+from codesign.workload.graph import Workload, check_workload, topological_order
 
 #: Hardware fields that may be knobs, in the order they take in a row (the knob registry's order).
 HW_KNOB_FIELDS = tuple(knob.name for knob in HARDWARE_KNOBS)
@@ -185,9 +185,13 @@ class DesignSpace:
     core_col: list[int] = field(default_factory=list)
 
     @classmethod
-    def from_design(cls, design: Design) -> "DesignSpace":
-        spec = design.workload
-        workload = design_workload(design)
+    def from_design(cls, design: Design, *, workload: Workload | None = None) -> "DesignSpace":
+        """The design space of ``design``; ``workload`` (a graph built by hand) replaces the network
+        the design file names, for layers that no source describes."""
+        if workload is None:
+            workload = design_workload(design)
+        else:
+            check_workload(workload)
         lowered = lower_workload(workload)
         hw, sched = design.hardware, design.schedule
         knobs: list[Knob] = []

@@ -22,8 +22,9 @@ EDGE = DESIGNS / "edge_resnet18.toml"
 POPULATION = 32
 
 
-def make_space(**overrides) -> DesignSpace:
-    """A small but complete design space (ResNet-18 on up to 2×2 cores) with overrides per section."""
+def make_space(*, graph=None, **overrides) -> DesignSpace:
+    """A small but complete design space (ResNet-18 on up to 2×2 cores) with overrides per section;
+    ``graph``: a hand-built :class:`~codesign.workload.graph.Workload` instead of the named network."""
     raw = {
         "workload": {"network": "resnet18", "batch": 1},
         "hardware": {
@@ -41,7 +42,7 @@ def make_space(**overrides) -> DesignSpace:
     }
     for section, values in overrides.items():
         raw[section] = {**raw.get(section, {}), **values} if isinstance(values, dict) and section != "constraints" else values
-    return DesignSpace.from_design(parse_design(raw, source="<test>"))
+    return DesignSpace.from_design(parse_design(raw, source="<test>"), workload=graph)
 
 
 def random_rows(space: DesignSpace, n: int, seed: int = 0) -> torch.Tensor:

@@ -10,7 +10,6 @@ direct one (``tests/test_model_tabulated.py`` runs its whole suite on these spac
 from __future__ import annotations
 
 from dataclasses import replace
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -49,8 +48,7 @@ def vector_space(batch: int = 1, **overrides):
     """:func:`tests.helpers.make_space` with the zoo network replaced by :func:`vector_workload`
     and ``vector_lanes`` searched over :data:`LANES`."""
     hardware = {"vector_lanes": LANES, **overrides.pop("hardware", {})}
-    with mock.patch("codesign.space.build_workload", return_value=vector_workload(batch)):
-        return make_space(workload={"network": "resnet18", "batch": batch}, hardware=hardware, **overrides)
+    return make_space(graph=vector_workload(batch), workload={"network": "resnet18", "batch": batch}, hardware=hardware, **overrides)
 
 
 SPACE = vector_space()

@@ -109,7 +109,8 @@ class OracleEvaluation:
     """An oracle's view of ``P`` designs."""
 
     latency_s: torch.Tensor  # [P]
-    layer_cycles: torch.Tensor  # [P, L] oracle cycles per layer
+    layer_cycles: torch.Tensor  # [P, L] oracle cycles per layer (vector work included)
+    array_cycles: torch.Tensor  # [P, L] the simulator's own cycles of each MAC layer (0 for vector layers)
     analytical: dict  # the model's per-layer detail ([P, L] tensors) and metrics
     jobs: DesignJobs
     results: list[LayerResult]
@@ -124,9 +125,11 @@ def oracle_evaluate(oracle: JobRunner, model, candidates, *, progress=None) -> O
     results = oracle.run(dj.jobs, progress=progress) if dj.jobs else []
     per_job = torch.tensor([r.total_cycles for r in results] or [0.0], dtype=model.dtype, device=model.device)
     cycles = per_job[torch.as_tensor(dj.index, device=model.device)] * torch.as_tensor(dj.repeats, dtype=model.dtype, device=model.device)[None, :]
-    cycles = with_vector_unit(model, cycles, ev.layers)
+    array = cycles
+    cycles = with_vector_unit(model, array, ev.layers)
     latency = schedule_latency(model, candidates, cycles, ev.layers["dram_bytes"])
-    return OracleEvaluation(latency_s=latency, layer_cycles=cycles, analytical={**ev.layers, **ev.metrics}, jobs=dj, results=results)
+    return OracleEvaluation(latency_s=latency, layer_cycles=cycles, array_cycles=array, analytical={**ev.layers, **ev.metrics},
+                            jobs=dj, results=results)
 
 
 @dataclass
