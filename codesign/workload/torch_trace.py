@@ -3,9 +3,11 @@
 The module runs once on a ``meta`` input under a ``TorchDispatchMode``, the same hook
 ``torch.utils.flop_counter.FlopCounterMode`` counts with, so every ATen operator the module
 executes is seen with its shapes, whatever Python control flow the module has, and no weight is
-allocated. (``torch.export`` gives the same ATen graph but takes seconds per network, and
-``torch.fx`` symbolic tracing fails on shape-dependent control flow: this runs every
-torchvision classifier in well under a second each.) Data flow is followed by tensor identity:
+allocated. Measured on this project's 2-core machine, capture and lowering take 0.1 s for
+ResNet-50 and 0.13 s for ViT-B/16, and all 80 torchvision classifiers about 20 s together, where
+``torch.export`` alone takes 0.9 s (ResNet-50) to 2.6 s (MaxViT-T) per network; ``torch.fx``
+symbolic tracing is fast but fails on a module whose Python branches on tensor shapes and needs a
+second pass (``ShapeProp``) for the shapes. Data flow is followed by tensor identity:
 every tensor an operator returns is a new value (an in-place operator's result too); parameters,
 buffers and tensors made inside the forward from no activation are constants. Layer names are the
 qualified name of the innermost module running (``layer1.0.conv1``), with ``.fn`` appended inside
