@@ -45,10 +45,16 @@ channels (``C = K``) and carry their window in ``R×S`` and ``stride`` (a reduct
 elements: ``R = stride = r``); other vector layers read ``C = input elements / (P·Q)`` per sample
 (a concat reads all its inputs). Further same-shape activation inputs count in ``side_inputs``.
 
-**Shape-only ops** are free: their output is their input. **Constants** make no layer.
+**Shape-only ops** are free: their output is their first activation input (for a gather from a
+constant table, the indices). **Constants** make no layer.
 **Unsupported** ops raise :class:`WorkloadError` naming the source, the node and the operator, or
 with ``unsupported="skip"`` are skipped (the output aliases the first input) and listed in
 ``workload.graph["skipped"]``.
+
+An exported attention (ONNX has no attention operator before opset 23) arrives as its parts: the
+two matmuls become the same layers, and the scaling of ``q`` and ``k`` that the exporter writes
+before the scores matmul becomes vector layers of its own, where the PyTorch import has one
+``scale`` in the scores' epilogue.
 """
 
 from __future__ import annotations
@@ -117,10 +123,10 @@ class _Lowering:
         for op in self.g.ops:
             acts = [i for i in op.inputs if not self.const[i]]
             if op.kind in ("alias", "unsupported"):
-                first = op.inputs[0] if op.inputs else None
-                self.const[op.output] = first is None or self.const[first]
-                if first is not None:
-                    self.root[op.output] = self.root[first]
+                # the output is its first activation input (a gather of a table by indices: the indices)
+                self.const[op.output] = not acts
+                if acts:
+                    self.root[op.output] = self.root[acts[0]]
             elif op.kind == "const" or (op.kind in ("pointwise", "vector") and not acts):
                 self.const[op.output] = True
             else:

@@ -130,8 +130,7 @@ class _Reader:
                 self.ids[out] = self.g.value(self.shapes.get(out) or [1], const=True)
                 continue
             self.ids[out] = self.g.value(self.shape(out, node, index))
-            op_ins = ins[:1] if kind == "alias" else ins
-            self.g.ops.append(Op(kind, fn, name, op_ins, self.ids[out], attrs, node=name, source_op=node.op_type))
+            self.g.ops.append(Op(kind, fn, name, ins, self.ids[out], attrs, node=name, source_op=node.op_type))
 
     def classify(self, node, inputs) -> tuple[str, str, dict]:
         op = node.op_type

@@ -32,7 +32,7 @@ ALIAS = frozenset(
     "flatten unflatten select slice unbind split split_with_sizes chunk alias detach lift_fresh lift_fresh_copy "
     "_to_copy to view_as expand_as as_strided movedim narrow repeat constant_pad_nd pad roll index index_select "
     "gather dropout native_dropout feature_dropout alpha_dropout channel_shuffle pixel_shuffle pixel_unshuffle "
-    "_unsafe_index view_as_real view_as_complex type_as flip".split()
+    "_unsafe_index view_as_real view_as_complex type_as flip embedding".split()
 )
 CONST = frozenset(
     "zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_ones new_empty new_full "
@@ -134,7 +134,7 @@ class Tracer(TorchDispatchMode):
         self.g.ops.append(Op(kind, fn, name, ins, main, dict(attrs or {}), node=name, source_op=source_op))
         for extra in outs[1:]:
             if kind == "alias":
-                self.g.ops.append(Op("alias", fn, name, ins[:1], self.new_value(extra), node=name, source_op=source_op))
+                self.g.ops.append(Op("alias", fn, name, ins, self.new_value(extra), node=name, source_op=source_op))
             elif id(extra) != id(outs[0]):
                 self.vid[id(extra)] = self.g.value(extra.shape, const=True)
                 self.keep.append(extra)
@@ -148,8 +148,7 @@ class Tracer(TorchDispatchMode):
         if base in MACS:
             self.record_mac(base, args, out, source)
         elif base in ALIAS or base == "copy":
-            first = args[1] if base == "copy" else (tensors[0] if tensors else None)
-            self.emit("alias", base, [first] if first is not None else [], out, source)
+            self.emit("alias", base, [args[1]] if base == "copy" else tensors, out, source)
         elif base in CONST or not tensors:
             self.emit("const", base, tensors, out, source)
         elif base in POINTWISE:
