@@ -224,3 +224,25 @@ def test_imports_are_cached_and_callers_get_their_own_copy():
     first.graph["name"] = "changed"
     again = build_workload(f"{NETS}:TinyUNet", base=ROOT)
     assert again.graph["name"] != "changed" and again.total_macs == UNET_MACS
+
+
+def test_token_ids_in_reach_the_layers_through_the_embedding_gather():
+    workload = build_workload("tests/data/import_tokens.py:TokenClassifier", base=ROOT, batch=2)
+    (out,) = workload.layers
+    assert (out.op, out.N, out.K, out.C, out.P) == ("fc", 2, 3, 16, 12)
+
+
+def test_common_torch_modules_import(tmp_path):
+    (tmp_path / "common.py").write_text(
+        "from torch import nn\nINPUT_SHAPE = (16, 32)\n"
+        "class Encoder(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.l = nn.TransformerEncoder(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True), 2)\n"
+        "    def forward(self, x):\n        return self.l(x)\n"
+        "class Recurrent(nn.LSTM):\n    def __init__(self):\n        super().__init__(32, 32, batch_first=True)\n"
+        "    def forward(self, x):\n        return super().forward(x)[0]\n")
+    encoder = build_workload("common.py:Encoder", base=tmp_path)
+    s, d, ffn = 16, 32, 64
+    assert encoder.total_macs == 2 * (4 * s * d * d + 2 * s * d * ffn + 2 * s * s * d)
+    assert sum(l.fn == "softmax" for l in encoder.layers) == 2
+    lstm = build_workload("common.py:Recurrent", base=tmp_path)
+    assert lstm.total_macs == 16 * 2 * 32 * 4 * 32  # per step: input and hidden projections to 4 gates

@@ -5,7 +5,9 @@ A network is named by a spec string:
 * a zoo name (``resnet50``, see :data:`codesign.workload.zoo.ZOO`);
 * ``torchvision:NAME``: any torchvision classification model, built with ``weights=None``;
 * ``path/to/file.py:Name`` or ``package.module:Name``: a ``torch.nn.Module`` class (built with
-  ``params`` as keyword arguments), a function returning a module, or a module instance;
+  ``params`` as keyword arguments), a function returning a module, or a module instance; the
+  module's file may set ``INPUT_SHAPE`` (one sample's shape) and ``INPUT_DTYPE`` (``"int64"`` for
+  token ids);
 * ``path/to/model.onnx``: an ONNX file;
 * ``path/to/topology.csv``: a SCALE-Sim topology.
 
@@ -150,8 +152,9 @@ def _build_torch(spec, kind, batch, precision_bytes, params, shape, unsupported,
     if kind == "torchvision":
         name = spec.partition(":")[2]
         module, default = torchvision_model(name, params, where)
+        dtype = None
     else:
-        module, default = user_model(spec, params, where, base)
+        module, default, dtype = user_model(spec, params, where, base)
         name = spec.rpartition(":")[2]
     shape = shape if shape is not None else default
     if shape is None:
@@ -161,5 +164,5 @@ def _build_torch(spec, kind, batch, precision_bytes, params, shape, unsupported,
         shape = tuple(int(d) for d in shape)
     except (TypeError, ValueError):
         raise WorkloadError(f"{where}: INPUT_SHAPE must be a sequence of positive integers, got {shape!r}") from None
-    graph = trace_module(module, name, spec, batch, shape)
+    graph = trace_module(module, name, spec, batch, shape, dtype)
     return lower(graph, precision_bytes=precision_bytes, unsupported=unsupported)

@@ -131,22 +131,30 @@ def torchvision_model(name: str, params: dict, where: str):
 
 
 def user_model(spec: str, params: dict, where: str, base: str | Path | None):
-    """The module named by ``file.py:Name`` or ``package.module:Name``, and the file's ``INPUT_SHAPE`` (or None)."""
+    """The module named by ``file.py:Name`` or ``package.module:Name``, and its file's ``INPUT_SHAPE`` and
+    ``INPUT_DTYPE`` (a torch dtype name such as ``"int64"`` for token ids; float32 when absent), or None."""
     obj = load_object(spec, where=where, search_dir=base, error=WorkloadError)
-    module_part = spec.partition(":")[0]
-    try:
-        shape = load_object(f"{module_part}:INPUT_SHAPE", where=where, search_dir=base, error=WorkloadError)
-    except WorkloadError:
-        shape = None
+    shape, dtype = (_constant(spec, name, base) for name in ("INPUT_SHAPE", "INPUT_DTYPE"))
     torch = require("torch")
+    if dtype is not None and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise WorkloadError(f"{where}: INPUT_DTYPE {dtype!r} is not a torch dtype name (float32, int64, ...)")
+    dtype = getattr(torch, dtype) if dtype is not None else None
     if isinstance(obj, torch.nn.Module):
         if params:
             raise WorkloadError(f"{where}: {spec!r} is a module instance; params {sorted(params)} cannot be passed to it")
-        return obj.eval(), shape
+        return obj.eval(), shape, dtype
     if not callable(obj):
         raise WorkloadError(f"{where}: expected a torch.nn.Module class or a function returning one, got {type(obj).__name__}")
     _check_params(obj, params, where)
-    return build_on_meta(obj, params, where), shape
+    return build_on_meta(obj, params, where), shape, dtype
+
+
+def _constant(spec: str, name: str, base):
+    """The module-level constant ``name`` beside the object ``spec`` names, or None."""
+    try:
+        return load_object(f"{spec.partition(':')[0]}:{name}", where=spec, search_dir=base, error=WorkloadError)
+    except WorkloadError:
+        return None
 
 
 def _check_params(builder, params: dict, where: str) -> None:
@@ -163,15 +171,15 @@ def _check_params(builder, params: dict, where: str) -> None:
                             f"it accepts: {', '.join(accepted) or 'none'}")
 
 
-def trace_module(module, name: str, source: str, batch: int, input_shape: tuple[int, ...]) -> OpGraph:
-    """The op graph of ``module`` run on a meta input ``(batch, *input_shape)``."""
+def trace_module(module, name: str, source: str, batch: int, input_shape: tuple[int, ...], dtype=None) -> OpGraph:
+    """The op graph of ``module`` run on a meta input ``(batch, *input_shape)`` of ``dtype`` (float32 by default)."""
     torch = require("torch")
     from codesign.workload.torch_trace import trace
 
     graph = OpGraph(name, source, batch)
     try:
         with torch.device("meta"):
-            example = torch.empty((batch, *input_shape))
+            example = torch.zeros((batch, *input_shape), dtype=dtype or torch.float32)
             trace(module, example, graph)
     except WorkloadError:
         raise

@@ -32,7 +32,8 @@ ALIAS = frozenset(
     "flatten unflatten select slice unbind split split_with_sizes chunk alias detach lift_fresh lift_fresh_copy "
     "_to_copy to view_as expand_as as_strided movedim narrow repeat constant_pad_nd pad roll index index_select "
     "gather dropout native_dropout feature_dropout alpha_dropout channel_shuffle pixel_shuffle pixel_unshuffle "
-    "_unsafe_index view_as_real view_as_complex type_as flip embedding".split()
+    "_unsafe_index view_as_real view_as_complex type_as flip embedding unsafe_split unsafe_chunk "
+    "unsafe_split_with_sizes".split()
 )
 CONST = frozenset(
     "zeros_like ones_like empty_like full_like rand_like randn_like new_zeros new_ones new_empty new_full "

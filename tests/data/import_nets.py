@@ -89,3 +89,15 @@ class WithCumsum(nn.Module):
 
     def forward(self, x):
         return self.out(torch.cumsum(self.conv(x), dim=1))
+
+
+class TokenClassifier(nn.Module):
+    """Token ids in (INPUT_DTYPE of tokens.py), an embedding table, one linear layer over every token."""
+
+    def __init__(self, vocab: int = 100, dim: int = 16, classes: int = 3) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.out = nn.Linear(dim, classes)
+
+    def forward(self, ids):
+        return self.out(self.embed(ids))
