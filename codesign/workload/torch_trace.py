@@ -83,6 +83,7 @@ class Tracer(TorchDispatchMode):
         self.g = graph
         self.vid: dict[int, int] = {}
         self.keep: list = []
+        self.weights: set[int] = set()  # values that are parameters or views of them (for names only)
         self.paused = 0
         self.module_names = {id(m): name for name, m in module.named_modules()}
         self.leaf = {id(m): not any(True for _ in m.children()) for m in module.modules()}
@@ -131,6 +132,8 @@ class Tracer(TorchDispatchMode):
             return -1
         ins = tuple(self.value_of(t) for t in inputs if isinstance(t, torch.Tensor))
         main = self.new_value(outs[0])
+        if kind == "alias" and ins and all(self.g.values[i].const or i in self.weights for i in ins):
+            self.weights.add(main)
         name = name if name is not None else self.where(fn)
         self.g.ops.append(Op(kind, fn, name, ins, main, dict(attrs or {}), node=name, source_op=source_op))
         for extra in outs[1:]:
@@ -202,7 +205,9 @@ class Tracer(TorchDispatchMode):
         attrs = dict(a=tuple(a.shape), b=tuple(b.shape))
         if bias is not None:
             attrs["bias"] = self.value_of(bias)
-        self.emit("matmul", "matmul", [a, b], out, source, attrs)
+        b_value = self.value_of(b)
+        linear = self.g.values[b_value].const or b_value in self.weights
+        self.emit("matmul", "linear" if linear else "matmul", [a, b], out, source, attrs)
 
 
 @contextlib.contextmanager
