@@ -248,14 +248,10 @@ class SurrogateLoop:
             cand = space.decode(row[None].to(self.device), dtype=self.model.dtype)
             layers = {k: v[j : j + 1] for k, v in oe.analytical.items() if torch.is_tensor(v) and v.dim() == 2}
             table = design_table(self.model, cand, layers)
-            # The surrogate learns the simulator's residual on MAC layers' array cycles; vector
-            # work (vector layers, epilogues) stays the model's and is not a training row.
-            mac = ~self.model.lw.is_vector
-            x = features(table)[0][mac]
-            y = torch.log(oe.array_cycles[j] / layers["array_cycles"][0])[mac]
-            self.x_parts.append(x.cpu())
-            self.y_parts.append(y.cpu())
-            self.g_parts.append(np.full(x.shape[0], record["trial"]))
+            mac = ~self.model.lw.is_vector  # the simulator's residual on MAC layers' array cycles; vector work stays the model's
+            self.x_parts.append(features(table)[0][mac].cpu())
+            self.y_parts.append(torch.log(oe.array_cycles[j] / layers["array_cycles"][0])[mac].cpu())
+            self.g_parts.append(np.full(int(mac.sum()), record["trial"]))
         return values, kept
 
     def fit(self, round_: int) -> dict:

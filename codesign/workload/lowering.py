@@ -67,10 +67,10 @@ import networkx as nx
 
 from codesign.workload.graph import Workload
 from codesign.workload.layer import Layer
+from codesign.vocab import UNSUPPORTED
 from codesign.workload.opgraph import Op, OpGraph, WorkloadError
 from codesign.workload.vector_ops import vector_ops
 
-UNSUPPORTED_POLICIES = ("error", "skip")
 
 
 @dataclass
@@ -345,8 +345,8 @@ def lower(graph: OpGraph, *, precision_bytes: int = 1, unsupported: str = "error
 
     ``scale_batch`` multiplies every layer's ``N``: a graph read at batch 1 run at a larger batch.
     """
-    if unsupported not in UNSUPPORTED_POLICIES:
-        raise WorkloadError(f"unsupported={unsupported!r}: expected one of {UNSUPPORTED_POLICIES}")
+    if unsupported not in UNSUPPORTED:
+        raise WorkloadError(f"unsupported={unsupported!r}: expected one of {UNSUPPORTED}")
     state = _Lowering(graph, precision_bytes, unsupported)
     state.scan()
     state.run()

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from codesign.workload import zoo
 from codesign.workload.graph import Workload
-from codesign.workload.lowering import UNSUPPORTED_POLICIES, lower
+from codesign.vocab import UNSUPPORTED
+from codesign.workload.lowering import lower
 from codesign.workload.opgraph import WorkloadError
 
 SOURCE_KINDS = ("zoo", "torch", "torchvision", "onnx", "scalesim")
@@ -104,8 +105,8 @@ def build_workload(spec: str, *, batch: int = 1, precision_bytes: int = 1, param
     for arg, value in (("batch", batch), ("precision_bytes", precision_bytes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise WorkloadError(f"network {spec!r}: {arg} must be a positive integer, got {value!r}")
-    if unsupported not in UNSUPPORTED_POLICIES:
-        raise WorkloadError(f"network {spec!r}: unsupported={unsupported!r}, expected one of {UNSUPPORTED_POLICIES}")
+    if unsupported not in UNSUPPORTED:
+        raise WorkloadError(f"network {spec!r}: unsupported={unsupported!r}, expected one of {UNSUPPORTED}")
     params = dict(params or {})
     shape = None if input_shape is None else tuple(int(d) for d in input_shape)
     key = (spec, kind, _stamp(spec, kind, base), batch, precision_bytes, _freeze(params), shape, unsupported)
