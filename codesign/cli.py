@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         message = error.words("cli") if isinstance(error, ArgumentError) else str(error)
         print(f"codesign: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `codesign workload ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 128 + signal.SIGPIPE
     except OSError as error:
         print(f"codesign: error: {os_error_words(error)}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -118,3 +119,24 @@ def test_evaluate_bad_setting_is_one_line(capsys, setting, needles):
     code, out, err = cli(capsys, "evaluate", EDGE, "--set", setting)
     assert_one_error(code, err, *needles)
     assert out == ""
+
+
+def _imported_design(folder, *, unsupported: str) -> "Path":
+    nets = Path(__file__).resolve().parent / "data" / "import_nets.py"
+    text = EDGE.read_text().replace('network = "resnet18"', f'network = "{nets}:WithCumsum"\nunsupported = "{unsupported}"')
+    text = text.replace("population = 64", "population = 8")
+    path = folder / "imported.toml"
+    path.write_text(text)
+    return path
+
+
+def test_an_unsupported_operator_stops_the_run_or_is_listed_in_its_summary(capsys, tmp_path):
+    code, _, err = cli(capsys, "explore", _imported_design(tmp_path, unsupported="error"), "--trials", "16", "--out", tmp_path / "r1")
+    assert_one_error(code, err, "workload.network", "WithCumsum", "cumsum")
+    assert not (tmp_path / "r1").exists()
+    code, _, err = cli(capsys, "explore", _imported_design(tmp_path, unsupported="skip"), "--trials", "16", "--out", tmp_path / "r2",
+                       "--no-progress")
+    assert code == 0, err
+    summary = json.loads((tmp_path / "r2" / "summary.json").read_text())
+    assert [s["op"] for s in summary["skipped_nodes"]] == ["aten.cumsum.default"]
+    assert summary["workload_source"] == "torch" and summary["n_layers"] >= 1

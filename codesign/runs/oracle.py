@@ -33,7 +33,7 @@ from codesign.model.plugins import load_plugins
 from codesign.oracles.base import Oracle, OracleStopped, get_oracle
 from codesign.plots import plot_front
 from codesign.runs.folder import ORACLE_KIND, RUN_FILE, space_fingerprint, write_identity
-from codesign.runs.outputs import Run, top_fail_reasons
+from codesign.runs.outputs import Run, top_fail_reasons, workload_summary
 from codesign.runs.tables import write_atomic, write_csv, write_json
 from codesign.search.guards import StopOnInterrupt
 from codesign.search.reference import REFERENCE_RULE
@@ -172,7 +172,8 @@ def _counts(design, loop: SurrogateLoop, verified: pd.DataFrame, front: pd.DataF
     complete = int((verified["fail_reason"] == "").sum()) if len(verified) else 0
     reasons = top_fail_reasons(verified.loc[verified["fail_reason"] != "", "fail_reason"]) if len(verified) else {}
     return {
-        "design": design.source, "workload": design.workload.network, "objectives": list(design.objectives.minimize),
+        "design": design.source, "workload": design.workload.network, **workload_summary(loop.space),
+        "objectives": list(design.objectives.minimize),
         "constraints": design.constraints, "n_trials": len(verified), "n_complete": complete,
         "n_failed": len(verified) - complete, "fail_reasons": reasons,
         "n_feasible": int(verified["feasible"].sum()) if len(verified) else 0, "n_front": len(front),

@@ -84,6 +84,16 @@ def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials
     return Run(out=out, trials=frame, front=front, summary=summary)
 
 
+def workload_summary(space: DesignSpace) -> dict[str, Any]:
+    """What summary.json says about the network: its source, layers, MACs, and the operators the
+    importer skipped (``workload.unsupported = "skip"``), every one of them."""
+    graph = space.workload.graph
+    layers = [data["layer"] for _, data in space.workload.nodes(data=True)]
+    return {"workload_source": graph.get("source", "zoo"), "n_layers": len(layers),
+            "n_vector_layers": sum(layer.op == "vector" for layer in layers), "total_macs": space.workload.total_macs,
+            "skipped_nodes": list(graph.get("skipped", []))}
+
+
 def summarize(space: DesignSpace, metric_names: list[str], frame: pd.DataFrame, front: pd.DataFrame) -> tuple[dict[str, Any], int | None]:
     """What summary.json says about the trials (counts, failures, front, hypervolume, knee or best
     design), and the knee's position in ``front``."""
@@ -93,6 +103,7 @@ def summarize(space: DesignSpace, metric_names: list[str], frame: pd.DataFrame, 
     summary: dict[str, Any] = {
         "design": design.source,
         "workload": design.workload.network,
+        **workload_summary(space),
         "objectives": objectives,
         "constraints": design.constraints,
         "n_trials": int(len(frame)),
