@@ -36,6 +36,9 @@ REQUIRED: tuple[tuple[str, str, str], ...] = (
     ("optuna.storages.journal._storage", "json_to_distribution", "replaying a journal with shared distribution objects"),
     ("optuna.storages.journal._file", "get_lock_file", "holding the journal file's lock while appending a generation"),
     ("optuna.distributions", "BaseDistribution._asdict", "a distribution's attributes, for its short journal JSON"),
+    ("optuna.storages._rdb.models", "TrialModel", "the tables a generation is inserted into in one transaction (RDB storages)"),
+    ("optuna.storages._rdb.models", "TrialValueModel.value_to_stored_repr", "an objective value as an RDB storage stores it"),
+    ("optuna.storages._cached_storage", "_CachedStorage._add_trials_to_cache", "handing a written generation to the RDB cache"),
 )
 
 #: Attributes of a ``JournalStorage`` (``storage``), its ``JournalFileBackend`` (``backend``) and its
@@ -45,6 +48,14 @@ JOURNAL_ATTRIBUTES: tuple[tuple[str, str], ...] = (
     ("backend", "_lock"), ("backend", "_file_path"), ("backend", "_log_number_offset"),
     ("replay", "_trials"), ("replay", "_study_id_to_trial_ids"), ("replay", "_trial_id_to_study_id"),
     ("replay", "log_number_read"), ("replay", "worker_id"), ("replay", "apply_logs"),
+)
+
+#: Attributes of a ``_CachedStorage`` (``cached``) over an ``RDBStorage`` (``rdb``) and of its
+#: per-study cache (``info``) that the batched RDB writer reads or updates.
+RDB_ATTRIBUTES: tuple[tuple[str, str], ...] = (
+    ("cached", "_backend"), ("cached", "_lock"), ("cached", "_studies"), ("cached", "_read_trials_from_remote_storage"),
+    ("cached", "_add_trials_to_cache"), ("rdb", "engine"),
+    ("info", "trials"), ("info", "unfinished_trial_ids"), ("info", "last_finished_trial_id"),
 )
 
 
@@ -212,3 +223,61 @@ class JournalFile:
         replay.log_number_read += len(trials)
         replay.apply_logs(after)
         self.backend._log_number_offset[replay.log_number_read] = end
+
+
+# --- RDB storages (SQLite, PostgreSQL, MySQL) -------------------------------------------------
+_TrialModel = _required("optuna.storages._rdb.models", "TrialModel")
+_value_to_stored_repr = _required("optuna.storages._rdb.models", "TrialValueModel.value_to_stored_repr")
+_CachedStorage = resolve("optuna.storages._cached_storage", "_CachedStorage")
+_required("optuna.storages._cached_storage", "_CachedStorage._add_trials_to_cache")
+
+
+def rdb_tables() -> dict[str, Any]:
+    """Optuna's RDB tables by name (``trials``, ``trial_params``, ``trial_values``, ...)."""
+    return dict(_TrialModel.metadata.tables)
+
+
+def stored_value(value: float) -> tuple[float | None, Any]:
+    """An objective value as the ``trial_values`` table holds it: ``(value or None, value_type)``."""
+    return _value_to_stored_repr(value)
+
+
+class RdbStudyCache:
+    """The ``_CachedStorage`` that ``optuna.storages.get_storage(url)`` wraps an ``RDBStorage`` in:
+    its engine, and its per-study cache of trials; :meth:`of` returns ``None`` for any other storage."""
+
+    def __init__(self, cached: Any) -> None:
+        self.cached = cached
+
+    @classmethod
+    def of(cls, storage: optuna.storages.BaseStorage) -> RdbStudyCache | None:
+        if type(storage) is not _CachedStorage:
+            return None
+        rdb = getattr(storage, "_backend", None)
+        if not isinstance(rdb, optuna.storages.RDBStorage):
+            return None
+        if not all(hasattr({"cached": storage, "rdb": rdb}[owner], name) for owner, name in RDB_ATTRIBUTES if owner != "info"):
+            return None
+        return cls(storage)
+
+    @property
+    def engine(self) -> Any:
+        return self.cached._backend.engine
+
+    def synced_count(self, study_id: int) -> int | None:
+        """Bring the cache up to the database; the number of trials it then holds, or ``None`` when
+        some are unfinished (the cache cannot simply be extended)."""
+        self.cached._read_trials_from_remote_storage(study_id)
+        with self.cached._lock:
+            info = self.cached._studies[study_id]
+            return None if info.unfinished_trial_ids else len(info.trials)
+
+    def add_finished(self, study_id: int, trials: list[FrozenTrial], held_before: int) -> None:
+        """Hand just-written finished ``trials`` to the cache, if it held exactly the ``held_before``
+        trials numbered before them (otherwise it reads them back from the database when asked)."""
+        with self.cached._lock:
+            info = self.cached._studies.get(study_id)
+            if info is None or info.unfinished_trial_ids or len(info.trials) != held_before or not trials:
+                return
+            self.cached._add_trials_to_cache(study_id, trials)
+            info.last_finished_trial_id = max(info.last_finished_trial_id, max(t._trial_id for t in trials))

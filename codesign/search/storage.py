@@ -13,7 +13,8 @@ replay instead of parsing them back. The lines are those ``JournalStorage.create
 writes, with each distribution in Optuna's short JSON form (``{"type":"int","low":0,"high":7}``,
 which ``json_to_distribution`` reads back as the same object), and the block is framed by
 two study system attribute lines (``codesign:block`` = ``begin`` / ``end``) so that a
-block cut short is recognised whole. On any other storage the writer falls back to
+block cut short is recognised whole. On an RDB storage (PostgreSQL, SQLite) a generation is one
+transaction (:mod:`codesign.search.rdb`). On any other storage the writer falls back to
 Optuna's public calls, trial by trial. ``scripts/bench_storage.py`` measures all of these.
 
 Crash safety of the journal file (the lock and the repair are in :mod:`codesign.search.journal`):
@@ -52,6 +53,7 @@ from codesign.search.optuna_internals import (
     shared_distributions,
     study_storage,
 )
+from codesign.search.rdb import RdbGenerationWriter
 
 STUDY_NAME = "codesign"
 JOURNAL_FILE = "study.journal"
@@ -210,12 +212,14 @@ class TrialWriter:
         self.study = study
         self.storage, self.study_id = study_storage(study)
         self._journal = JournalFile.of(self.storage) if fast else None
+        self._rdb = RdbGenerationWriter.of(self.storage, self.study_id, short_distribution_json) if fast and self._journal is None else None
         self._dist_json: tuple[Any, str] | None = None  # (distributions dict, its journal JSON)
         self._internal: dict[str, dict] = {}  # param name → {(type, value): internal repr}
         self._iso_memo: dict[datetime, str] = {}
 
     @property
     def fast(self) -> bool:
+        """Whether ``params_json`` is used (the journal file's fast path)."""
         return self._journal is not None
 
     def write(self, trials: list[FrozenTrial], study_system_attrs: Mapping[str, Any] | None = None, *, params_json: list[str] | None = None) -> None:
@@ -229,6 +233,9 @@ class TrialWriter:
             return
         if self._journal is not None:
             self._write_journal(trials, attrs, params_json)
+            return
+        if self._rdb is not None:
+            self._rdb.write(trials, attrs)
             return
         for key, value in attrs.items():
             self.storage.set_study_system_attr(self.study_id, key, value)
