@@ -31,7 +31,8 @@ from pydantic import (
 
 from codesign.errors import DesignError, UserError
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
-from codesign.vocab import DATAFLOWS, DRAM_KINDS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, UNSUPPORTED
+from codesign.vocab import (DATAFLOWS, DRAM_KINDS, FUSIONS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, SPLIT_AXES,
+                            STRATEGIES, UNSUPPORTED)
 from codesign.workload.graph import Workload
 from codesign.workload.sources import build_workload
 from codesign.workload.zoo import ZOO
@@ -146,6 +147,13 @@ class ScheduleSpec(_Section):
     granularity: Literal[GRANULARITIES] = "layer"
     group_size: PositiveInt = 4
     mode: Knob(Mode) = ["layer_by_layer"]
+    # Layer fusion and splitting (layer-by-layer mode; docs/model.md, "Fused stacks and split layers"):
+    # fuse no boundary, every fusable one, or search each; the output rows per tile of a fused stack
+    # (a knob per stack head when a list); the cores a layer is split over and along which axis.
+    fusion: Literal[FUSIONS] = "none"
+    tile_rows: Knob(PositiveInt) = [4]
+    split: Knob(PositiveInt) = [1]
+    split_axis: Knob(Literal[SPLIT_AXES]) = ["channels"]
 
 
 class SearchSpec(_Section):

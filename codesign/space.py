@@ -5,7 +5,9 @@ One :class:`DesignSpace` is built per design file. It owns
 
 * the knobs: hardware knobs (``hw.<field>``, one per hardware field given as a list)
   and scheduler knobs (``sched.mode``, ``sched.dataflow.<layer|group>``,
-  ``sched.core.<layer|group>``), each with its Optuna distribution;
+  ``sched.core.<layer|group>``; with fusion and splitting ``sched.fuse.<unit>`` for units with a
+  fusable boundary, ``sched.tile.<unit>`` for units that can head a fused stack,
+  ``sched.split.<unit>`` and ``sched.split_axis.<unit>``), each with its Optuna distribution;
 * the encoding of a trial's parameters as one integer row (a choice index per
   categorical knob, the core slot per mapping knob), so that a generation of
   ``P`` candidates is a ``[P, D]`` tensor;
@@ -19,7 +21,7 @@ rows that mean the same design compare equal and are evaluated once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass
 from functools import cached_property
 from typing import Any
 
@@ -27,6 +29,7 @@ import optuna
 import torch
 
 from codesign.design import Design, design_workload
+from codesign.errors import DesignError
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob, hardware_knob
 from codesign.vocab import DATAFLOWS, MODES
 from codesign.workload.graph import Workload, check_workload, topological_order
@@ -92,6 +95,12 @@ class LoweredWorkload:
     pred_bytes: torch.Tensor
     pred_mask: torch.Tensor  # bool
     batch: int
+    # Layer fusion (docs/model.md, "Fused stacks and split layers"): whether the boundary into layer l
+    # can be fused (its only producer is layer l − 1, whose only consumer it is), each layer's output
+    # rows, and the input rows beyond a tile its first output rows need (R − stride, at least 0).
+    fusable: torch.Tensor | None = None  # bool
+    out_rows: torch.Tensor | None = None
+    halo_rows: torch.Tensor | None = None
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> "LoweredWorkload":
         moved = {}
@@ -143,6 +152,10 @@ def lower_workload(workload: Workload, *, dtype: torch.dtype = torch.float64) ->
         pred_bytes=pred_bytes,
         pred_mask=pred_mask,
         batch=batch,
+        fusable=torch.tensor([v > 0 and [index[p] for p in workload.predecessors(name)] == [v - 1]
+                              and list(workload.successors(order[v - 1])) == [name] for v, name in enumerate(order)]),
+        out_rows=vec([layer.P for layer in layers]),
+        halo_rows=vec([max(layer.R - layer.stride, 0) if layer.op == "conv" else 0 for layer in layers]),
     )
 
 
@@ -159,14 +172,19 @@ def _len(self) -> int:
 #: ``grid_cols``, ``pe_rows``, ``pe_cols``, ``sram_kib``, ``dram_gbps``, ``noc_link_gbps``,
 #: ``clock_ghz``, ``node`` (an index into :attr:`DesignSpace.node_names`), ...), then
 #: ``dataflow`` (0 = ws, 1 = os, 2 = is) and ``core`` (row-major core id, already reduced modulo
-#: ``n_cores``) ``[P, L]``, and ``pipelined``, a bool ``[P]``.
+#: ``n_cores``) ``[P, L]``, and ``pipelined``, a bool ``[P]``. Fusion and splitting, when the design
+#: has them (``None`` otherwise): ``fuse`` (bool: fuse the boundary into the layer, as asked),
+#: ``tile_rows`` (output rows per tile of a stack headed by the layer), ``split`` (cores) and
+#: ``split_rows`` (bool: split by output rows, else channels), all ``[P, L]``.
 Candidates = make_dataclass(
     "Candidates",
-    [(knob.name, torch.Tensor) for knob in HARDWARE_KNOBS] + [("dataflow", torch.Tensor), ("core", torch.Tensor), ("pipelined", torch.Tensor)],
+    [(knob.name, torch.Tensor) for knob in HARDWARE_KNOBS] + [("dataflow", torch.Tensor), ("core", torch.Tensor), ("pipelined", torch.Tensor)]
+    + [(name, torch.Tensor | None, field(default=None)) for name in ("fuse", "tile_rows", "split", "split_rows")],
     namespace={"n_cores": property(_n_cores), "__len__": _len, "__module__": __name__},
 )
 Candidates.__doc__ = """A population of decoded candidates: one ``[P]`` tensor per hardware knob of the registry,
-``dataflow`` and ``core`` ``[P, L]``, ``pipelined`` ``[P]`` (see the comment above its definition)."""
+``dataflow`` and ``core`` ``[P, L]``, ``pipelined`` ``[P]``, and the fusion and split fields ``[P, L]``
+or ``None`` (see the comment above its definition)."""
 
 
 @dataclass
@@ -183,6 +201,21 @@ class DesignSpace:
     # per layer: column of its dataflow / core knob in a row, or -1 when not searched
     dataflow_col: list[int] = field(default_factory=list)
     core_col: list[int] = field(default_factory=list)
+    # per layer: column of its fuse / tile / split / split-axis knob (-1: fixed, see schedule_cols)
+    fuse_col: list[int] = field(default_factory=list)
+    tile_col: list[int] = field(default_factory=list)
+    split_col: list[int] = field(default_factory=list)
+    axis_col: list[int] = field(default_factory=list)
+
+    @property
+    def fusion(self) -> bool:
+        """Whether the design may fuse a boundary (``fusion`` not ``none`` and some boundary fusable)."""
+        return self.design.schedule.fusion != "none" and bool(self.lowered.fusable.any())
+
+    @property
+    def splitting(self) -> bool:
+        """Whether a layer may be split over several cores."""
+        return max(self.design.schedule.split) > 1
 
     @classmethod
     def from_design(cls, design: Design, *, workload: Workload | None = None) -> "DesignSpace":
@@ -213,9 +246,13 @@ class DesignSpace:
             unit_of = [0] * len(names)
             unit_names = [None]
 
-        def per_unit(prefix: str, make) -> list[int]:
+        def per_unit(prefix: str, make, where=None) -> list[int]:
+            """A knob per unit (per unit having a layer in ``where``, when given); each layer's column (-1: none)."""
             cols = []
-            for unit_name in unit_names:
+            for u, unit_name in enumerate(unit_names):
+                if where is not None and not any(where[i] for i in range(len(names)) if unit_of[i] == u):
+                    cols.append(-1)
+                    continue
                 knob_name = prefix if unit_name is None else f"{prefix}.{unit_name}"
                 cols.append(len(knobs))
                 knobs.append(make(knob_name))
@@ -227,7 +264,8 @@ class DesignSpace:
         core_col = [-1] * len(names)
         if sched.mapping == "search" and hw.max_cores > 1:
             core_col = per_unit("sched.core", lambda n: Knob(n, None, hw.max_cores - 1))
-        return cls(design=design, workload=workload, knobs=knobs, lowered=lowered, dataflow_col=dataflow_col, core_col=core_col)
+        cols = _schedule_knobs(design, lowered, per_unit)
+        return cls(design=design, workload=workload, knobs=knobs, lowered=lowered, dataflow_col=dataflow_col, core_col=core_col, **cols)
 
     # --- Optuna side ---------------------------------------------------------------------
     @property
@@ -294,7 +332,33 @@ class DesignSpace:
             dataflow=dataflow,
             core=core,
             pipelined=mode == MODES.index("pipelined"),
+            **self._fusion_fields(rows, P, L, dtype),
         )
+
+    def _fusion_fields(self, rows: torch.Tensor, P: int, L: int, dtype: torch.dtype) -> dict:
+        """``fuse``, ``tile_rows``, ``split`` and ``split_rows`` ``[P, L]`` of the rows (none without fusion or splitting)."""
+        sched, dev, out = self.design.schedule, rows.device, {}
+        if self.fusion:
+            if sched.fusion == "all":
+                fuse = self.lowered.fusable.to(dev).expand(P, L)
+            else:  # a knob per unit with a fusable boundary: fused where asked, and fusable
+                fuse = self._per_layer_or(rows, self.fuse_col, torch.tensor([False, True], device=dev), P, L) & self.lowered.fusable.to(dev)
+            out["fuse"] = fuse
+            out["tile_rows"] = self._per_layer_or(rows, self.tile_col, torch.tensor(sched.tile_rows, dtype=dtype, device=dev), P, L)
+        if self.splitting:
+            out["split"] = self._per_layer_or(rows, self.split_col, torch.tensor(sched.split, dtype=dtype, device=dev), P, L)
+            axis = torch.tensor([a == "rows" for a in sched.split_axis], device=dev)
+            out["split_rows"] = self._per_layer_or(rows, self.axis_col, axis, P, L)
+        return out
+
+    @staticmethod
+    def _per_layer_or(rows: torch.Tensor, cols: list[int], values: torch.Tensor, P: int, L: int) -> torch.Tensor:
+        """``values[code]`` per layer ``[P, L]``: the layer's knob column's code, or the first value where it has none."""
+        if all(c < 0 for c in cols):
+            return values[0].expand(P, L)
+        index = torch.tensor([max(c, 0) for c in cols], device=rows.device)
+        codes = torch.where(torch.tensor([c >= 0 for c in cols], device=rows.device), rows[:, index], 0)
+        return values[codes]
 
     @staticmethod
     def _per_layer(rows: torch.Tensor, cols: list[int], codes: torch.Tensor, P: int, L: int) -> torch.Tensor:
@@ -315,4 +379,31 @@ class DesignSpace:
 
 def take(candidates: Candidates, index: torch.Tensor) -> Candidates:
     """The candidates at ``index`` (a long tensor ``[P']``), every field sliced along dim 0."""
-    return Candidates(**{name: value[index] for name, value in candidates.__dict__.items()})
+    return Candidates(**{f.name: None if getattr(candidates, f.name) is None else getattr(candidates, f.name)[index]
+                         for f in fields(candidates)})
+
+
+def _schedule_knobs(design: Design, lowered: LoweredWorkload, per_unit) -> dict:
+    """The fusion and split knobs of a design (``per_unit`` adds them to the knob list) and each
+    layer's columns: ``fuse_col``, ``tile_col``, ``split_col``, ``axis_col`` (-1 where none)."""
+    sched, hw = design.schedule, design.hardware
+    L = len(lowered.names)
+    none = [-1] * L
+    cols = dict(fuse_col=none, tile_col=none, split_col=none, axis_col=none)
+    fusable = lowered.fusable.tolist()
+    if sched.fusion != "none" and any(fusable):
+        if sched.fusion == "search":
+            cols["fuse_col"] = per_unit("sched.fuse", lambda n: Knob(n, (False, True)), where=fusable)
+        if len(sched.tile_rows) > 1:  # layers whose next boundary is fusable can head a stack
+            heads = fusable[1:] + [False]
+            cols["tile_col"] = per_unit("sched.tile", lambda n: Knob(n, tuple(sched.tile_rows)), where=heads)
+    if max(sched.split) > 1:
+        smallest = min(hw.grid_rows) * min(hw.grid_cols)
+        if max(sched.split) > smallest:
+            raise DesignError(f"{design.source}: schedule.split: a layer cannot be split over more cores than the "
+                              f"smallest grid has ({smallest}), got {max(sched.split)}")
+        if len(sched.split) > 1:
+            cols["split_col"] = per_unit("sched.split", lambda n: Knob(n, tuple(sched.split)))
+        if len(sched.split_axis) > 1:
+            cols["axis_col"] = per_unit("sched.split_axis", lambda n: Knob(n, tuple(sched.split_axis)))
+    return cols

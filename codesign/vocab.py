@@ -24,6 +24,13 @@ MAPPINGS = ("search", "round_robin", "single_core")
 #: How many layers share one dataflow/core knob.
 GRANULARITIES = ("layer", "group", "network")
 
+#: Layer fusion of a layer-by-layer schedule: none (every layer's result goes through SRAM/DRAM
+#: whole), every fusable boundary fused, or a fuse-or-not knob per fusable boundary.
+FUSIONS = ("none", "all", "search")
+
+#: How a layer split over several cores divides its work: by output channels or by output rows.
+SPLIT_AXES = ("channels", "rows")
+
 #: DRAM interface kinds the model prices (energy per byte, PHY area per port).
 DRAM_KINDS = ("ddr4", "lpddr4", "hbm2")
 

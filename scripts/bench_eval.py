@@ -199,7 +199,8 @@ def _memory_child(network: str, dtype: torch.dtype, populations: list[int]) -> N
 
 
 # --- the benchmark ------------------------------------------------------------------------------
-def build_space(network: str, design_path: Path = DESIGN) -> DesignSpace:
+def build_space(network: str, design_path: Path | None = None) -> DesignSpace:
+    design_path = design_path or Path(os.environ.get("BENCH_EVAL_DESIGN", DESIGN))
     design = load_design(design_path)
     raw = design.model_dump(mode="json")
     raw["workload"] = {**raw["workload"], "network": network}
@@ -293,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", help="torch intra-op threads on cpu, or a comma-separated list to try each (default: torch's default)")
     parser.add_argument("--quick", action="store_true", help=f"populations {QUICK_POPULATIONS}, 3 repeats, 100 single calls")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    parser.add_argument("--design", type=Path, default=DESIGN,
+                        help="the design whose ranges are timed (default designs/bench_resnet50_16core.toml; "
+                             "designs/bench_resnet50_16core_fused.toml adds fusion and splitting)")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    os.environ["BENCH_EVAL_DESIGN"] = str(args.design.resolve())
     if args.memory_child:
         if args.threads:
             torch.set_num_threads(int(args.threads.split(",")[0]))
@@ -315,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = {
         "benchmark": "bench_eval",
-        "design": str(DESIGN.relative_to(ROOT)),
+        "design": str(args.design.resolve().relative_to(ROOT)),
         "device": str(device),
         "dtype": args.dtype,
         "quick": args.quick,

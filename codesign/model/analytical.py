@@ -20,7 +20,11 @@ the dtype the model was built with. Per layer and candidate (``[P, L]`` tensors)
    chip can never beat its total DRAM traffic / DRAM bandwidth;
 6. pipelined mode: one sample's schedule fills the pipeline, then every further sample
    costs the bottleneck stage (the busiest core, or DRAM); weights stay resident across
-   the batch on cores whose weights fit in SRAM.
+   the batch on cores whose weights fit in SRAM;
+7. layer by layer, fused stacks and split layers (:mod:`codesign.model.fusion`): fused
+   boundaries keep their tensors in SRAM tile by tile (no DRAM traffic there) and the list
+   schedule lets a fused layer start on its first input tiles; a split layer runs one part per
+   core and gathers the parts over the NoC.
 
 Non-MAC work runs on each core's vector unit (``vector_lanes`` operations per cycle): a vector
 layer's cycles are its vector cycles against the streaming bound of its DRAM bytes, and a MAC
@@ -60,6 +64,7 @@ from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.hardware.tech import TECH_NODES
 from codesign.model.evaluation import GB, Evaluation, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
+from codesign.model.fusion import schedule_plan, stack_timing
 from codesign.model.layer_costs import PJ, LayerCosts, LayerFormulas
 from codesign.model.schedule import list_schedule
 from codesign.model.standalone import layers_space
@@ -108,6 +113,8 @@ class AnalyticalModel:
         lowered = space.lowered
         self.pred_lists = [[p for p, real in zip(preds, mask) if real]
                            for preds, mask in zip(lowered.preds.tolist(), lowered.pred_mask.tolist())]
+        # Layers whose input boundary may be fused (their one input edge is from layer l − 1).
+        self.fusable_layers = [l for l, ok in enumerate(lowered.fusable.tolist()) if ok] if space.fusion else []
         self.tabulated = TabulatedPath(self)
 
     @classmethod
@@ -128,15 +135,21 @@ class AnalyticalModel:
         return out
 
     def layer_costs(self, c: Candidates, kind: str = "batch", *, filter_resident=None,
-                    dataflow_weights: torch.Tensor | None = None) -> LayerCosts:
+                    dataflow_weights: torch.Tensor | None = None, plan: dict | None = None) -> LayerCosts:
         """Costs ``[P, L]`` of running each layer once, for the whole batch or one sample (``kind``).
 
         ``filter_resident`` ``[P, L]`` marks layers whose weights stay in SRAM across a pipelined
         batch. With ``dataflow_weights`` (``[P, L, 3]``) every cost is the weighted sum of the
-        layer's costs under the three dataflows (``c.dataflow`` is ignored)."""
+        layer's costs under the three dataflows (``c.dataflow`` is ignored). ``plan``
+        (:func:`~codesign.model.fusion.schedule_plan`) fuses and splits layers."""
         inputs = dict(self.formulas.inputs(kind), filter_resident=filter_resident)
+        plan = plan or {}
+        if "part" in plan:
+            inputs.update(plan["part"])
+        if "fused" in plan:
+            inputs.update(fused_in=plan["fused"], fused_out=plan["fused_out"])
         if dataflow_weights is None:
-            return self._layer_costs_one(c, **inputs)
+            return self._split(self._layer_costs_one(c, **inputs), plan)
         mixed = None
         for d in range(3):
             one = self._layer_costs_one(replace(c, dataflow=torch.full_like(c.core, d)), **inputs)
@@ -144,25 +157,35 @@ class AnalyticalModel:
             parts = [w * x for x in (one.compute_cycles, one.total_cycles, one.dram_bytes, one.energy_j, one.vector_cycles,
                                      one.array_cycles)]
             mixed = parts if mixed is None else [a + b for a, b in zip(mixed, parts)]
-        return LayerCosts(*mixed)
+        return self._split(LayerCosts(*mixed), plan)
 
-    def _layer_costs_one(self, c: Candidates, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work, side_bytes,
-                         filter_resident=None) -> LayerCosts:
+    @staticmethod
+    def _split(costs: LayerCosts, plan: dict) -> LayerCosts:
+        """A split layer's costs from one part's: ``k`` parts' DRAM bytes and energy, one part's
+        cycles plus the NoC time of scattering and gathering the parts."""
+        if "split" not in plan:
+            return costs
+        k = plan["split"]
+        return replace(costs, total_cycles=costs.total_cycles + plan["split_cycles"], dram_bytes=k * costs.dram_bytes,
+                       energy_j=k * costs.energy_j)
+
+    def _layer_costs_one(self, c: Candidates, *, m, n, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work, side_bytes,
+                         filter_resident=None, fused_in=None, fused_out=None) -> LayerCosts:
         f = self.formulas
         H, W, sram = c.pe_rows[:, None], c.pe_cols[:, None], c.sram_kib[:, None]
         df = c.dataflow
-        t = f.traffic(H, W, sram, df, m=m, groups=groups, ifmap_bytes=ifmap_bytes, ofmap_bytes=ofmap_bytes,
+        t = f.traffic(H, W, sram, df, m=m, n=n, groups=groups, ifmap_bytes=ifmap_bytes, ofmap_bytes=ofmap_bytes,
                       filter_bytes=filter_bytes, vector_work=vector_work, side_bytes=side_bytes, lanes=c.vector_lanes[:, None],
-                      filter_resident=filter_resident)
+                      filter_resident=filter_resident, fused_in=fused_in, fused_out=fused_out)
         bytes_per_cycle = (torch.minimum(c.dram_gbps, c.noc_link_gbps) / c.clock_ghz)[:, None]
-        array = f.array_cycles(t, H, W, df, m=m, groups=groups, bytes_per_cycle=bytes_per_cycle,
-                               terms=f.stall_terms(H, W, sram, df, m))
+        array = f.array_cycles(t, H, W, df, m=m, n=n, groups=groups, bytes_per_cycle=bytes_per_cycle,
+                               terms=f.stall_terms(H, W, sram, df, m, n))
         total = f.with_vector(t, array, bytes_per_cycle) if f.has_vector else array
         node = c.node[:, None]
         e_sram = lambda share: self._per_node(node, lambda tech: hwcost.sram_energy_pj_per_byte(tech, sram * share)) * PJ  # noqa: E731
         hops = dram_hops(c.core, c.grid_rows[:, None], c.grid_cols[:, None], self.n_ports).to(self.dtype)
         energy = (
-            f.core_energy(t, H, W, df, m=m, groups=groups, e_sram=e_sram, e_mac=self.e_mac[node], e_reg=self.e_reg[node],
+            f.core_energy(t, H, W, df, m=m, n=n, groups=groups, e_sram=e_sram, e_mac=self.e_mac[node], e_reg=self.e_reg[node],
                           e_vec=self.e_vec[node])
             + t["dram"] * (self.e_dram[node] + hops * self.e_hop[node])
         )
@@ -170,9 +193,10 @@ class AnalyticalModel:
         return LayerCosts(compute_cycles=t["compute"], total_cycles=total, dram_bytes=t["dram"], energy_j=energy,
                           vector_cycles=vector, array_cycles=array)
 
-    def transfers(self, c: Candidates, scale: float = 1.0):
+    def transfers(self, c: Candidates, scale: float = 1.0, *, latency: bool = False):
         """NoC time ``[P, L, J]`` of the edges between layers (bytes × ``scale`` over the link
-        bandwidth, plus hops × router latency; zero on one core) and byte-hops ``[P]``."""
+        bandwidth, plus hops × router latency; zero on one core) and byte-hops ``[P]`` (and, with
+        ``latency``, the hops × router latency ``[P, L, J]``)."""
         lw = self.lw
         producer_core = c.core[:, lw.preds]  # [P, L, J]
         consumer_core = c.core[:, :, None]
@@ -181,6 +205,8 @@ class AnalyticalModel:
         link_bytes_per_cycle = (c.noc_link_gbps / c.clock_ghz)[:, None, None]
         edge_bytes = lw.pred_bytes * scale
         cycles = torch.where(hops > 0, edge_bytes / link_bytes_per_cycle + hops * self.hop_cycles, 0.0)
+        if latency:
+            return cycles, (edge_bytes * hops).sum(dim=(1, 2)), hops * self.hop_cycles
         return cycles, (edge_bytes * hops).sum(dim=(1, 2))
 
     def evaluate(self, c: Candidates, *, detail: bool = False, dataflow_weights: torch.Tensor | None = None,
@@ -228,13 +254,20 @@ class AnalyticalModel:
         if dataflow_weights is not None and dataflow_weights.shape != (*c.core.shape, 3):
             raise ValueError(f"dataflow_weights must have shape {(*c.core.shape, 3)} ([P, L, 3]), got {tuple(dataflow_weights.shape)}")
 
-        # Layer by layer: every layer processes the whole batch.
-        costs = self.layer_costs(c, "batch", dataflow_weights=dataflow_weights)
-        transfer, byte_hops = self.transfers(c)
+        # Layer by layer: every layer processes the whole batch (in fused stacks and split layers).
+        plan = schedule_plan(self, c)
+        costs = self.layer_costs(c, "batch", dataflow_weights=dataflow_weights, plan=plan)
+        transfer, byte_hops, hop_latency = self.transfers(c, latency=True)
+        stack = None
+        if "fused" in plan:
+            stack = (self.fusable_layers, *stack_timing(lw, plan["fused"].t(), plan["tiles"].t(), costs.total_cycles.t(),
+                                                        transfer[:, :, 0].t(), hop_latency[:, :, 0].t()))
         start, finish = list_schedule(costs.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots,
-                                      pred_lists=self.pred_lists)
+                                      pred_lists=self.pred_lists, stack=stack, parts=plan.get("parts"))
         cycles = chip_cycles(finish.amax(dim=1), costs.dram_bytes.sum(dim=1), dram_bytes_per_cycle)
         dyn_energy = costs.energy_j.sum(dim=1) + byte_hops * self.e_hop[node]
+        if "split" in plan:
+            dyn_energy = dyn_energy + plan["split_byte_hops"] * self.e_hop[node]
 
         if lw.batch > 1 and bool(c.pipelined.any()):
             pipe_cycles, pipe_energy = self._pipelined(c, dram_bytes_per_cycle, dataflow_weights)
@@ -251,7 +284,7 @@ class AnalyticalModel:
         layers = None
         if detail:
             layers = layer_detail(c.clock_ghz, costs.compute_cycles, costs.total_cycles, costs.dram_bytes, start, finish,
-                                  vector=costs.vector_cycles, array=costs.array_cycles)
+                                  vector=costs.vector_cycles, array=costs.array_cycles, plan=plan)
         return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
 
     def _pipelined(self, c: Candidates, dram_bytes_per_cycle: torch.Tensor, dataflow_weights: torch.Tensor | None = None):

@@ -70,14 +70,21 @@ def metrics(latency, dyn_energy, area, die_cost, static_w) -> dict[str, torch.Te
     }
 
 
-def layer_detail(clock_ghz, compute, total, dram, start, finish, *, vector, array) -> dict[str, torch.Tensor]:
+def layer_detail(clock_ghz, compute, total, dram, start, finish, *, vector, array, plan: dict | None = None) -> dict[str, torch.Tensor]:
     """The per-layer schedule ``[P, L]`` from cycle counts ``[P, L]`` and the clock ``[P]``.
 
     ``vector`` is the vector unit's cycles (a vector layer's, or a MAC layer's epilogue's) and
     ``array`` the PE array's cycles with its stalls, without the epilogue's bound (0 for a vector
-    layer): what a simulator of the array alone counts."""
+    layer): what a simulator of the array alone counts. With a fusion/split ``plan``
+    (:func:`~codesign.model.fusion.schedule_plan`) also ``fused`` (1 where the layer's input
+    boundary is fused), ``tiles`` (of its stack) and ``split`` (cores)."""
     clock = (clock_ghz * GB)[:, None]
-    return {
+    extra = {}
+    if plan and "fused" in plan:
+        extra.update(fused=plan["fused"].to(total.dtype), tiles=torch.where(plan["fused"] | plan["fused_out"], plan["tiles"], 1.0))
+    if plan and "split" in plan:
+        extra["split"] = plan["split"].to(total.dtype)
+    return {**extra,
         "compute_cycles": compute,
         "stall_cycles": total - compute,
         "total_cycles": total,

@@ -83,21 +83,24 @@ class LayerFormulas:
         """GEMM rows, groups and operand bytes of each layer ``[L]``: the whole batch, or one sample."""
         lw = self.lw
         if kind == "batch":
-            return dict(m=lw.gemm_m, groups=lw.groups, ifmap_bytes=lw.ifmap_bytes, ofmap_bytes=lw.ofmap_bytes,
+            return dict(m=lw.gemm_m, n=lw.gemm_n, groups=lw.groups, ifmap_bytes=lw.ifmap_bytes, ofmap_bytes=lw.ofmap_bytes,
                         filter_bytes=lw.filter_bytes, vector_work=lw.vector_work, side_bytes=lw.side_bytes)
         B = lw.batch
         # One sample reads its share of the activations but all the weights (a matmul's second
         # operand is an activation, so it is shared out too); its vector work is the batch's / B.
-        return dict(m=lw.gemm_m1, groups=lw.groups1, ifmap_bytes=lw.ifmap_bytes / B, ofmap_bytes=lw.ofmap_bytes / B,
+        return dict(m=lw.gemm_m1, n=lw.gemm_n, groups=lw.groups1, ifmap_bytes=lw.ifmap_bytes / B, ofmap_bytes=lw.ofmap_bytes / B,
                     filter_bytes=torch.where(lw.has_weights, lw.filter_bytes, lw.filter_bytes / B),
                     vector_work=lw.vector_work / B, side_bytes=lw.side_bytes / B)
 
-    def traffic(self, H, W, sram_kib, df, *, m, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work=None,
-                side_bytes=None, lanes=None, filter_resident=None) -> dict:
+    def traffic(self, H, W, sram_kib, df, *, m, n, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work=None,
+                side_bytes=None, lanes=None, filter_resident=None, fused_in=None, fused_out=None) -> dict:
         """Compute cycles, SRAM capacities, DRAM bytes per operand and which operands cross the DRAM
-        interface; with vector work, the vector unit's cycles (``lanes`` lanes) and operands too."""
+        interface; with vector work, the vector unit's cycles (``lanes`` lanes) and operands too.
+
+        ``fused_in`` / ``fused_out`` (bool, optional) mark a layer whose input / output is a fused
+        boundary: the tensor stays in SRAM tile by tile and never crosses the DRAM interface."""
         lw = self.lw
-        n, k, prec = lw.gemm_n, lw.gemm_k, lw.precision_bytes
+        k, prec = lw.gemm_k, lw.precision_bytes
         compute = groups * compute_cycles(m, n, k, H, W, df)
         sram_bytes = sram_kib * 1024.0
         # Double buffering: half of each partition holds the tile in use, half the next.
@@ -115,6 +118,8 @@ class LayerFormulas:
         ifmap_moved = lw.is_source | (ifmap_bytes > cap_i)
         filter_moved = lw.has_weights | (filter_bytes > cap_f)
         ofmap_moved = lw.is_sink | (ofmap_bytes > cap_o)
+        if fused_in is not None:
+            ifmap_moved, ofmap_moved = ifmap_moved & ~fused_in, ofmap_moved & ~fused_out
         if self.has_vector:  # a vector layer streams its operands once (no GEMM, no refetch)
             fi, fo = torch.where(lw.is_vector, 1.0, fi), torch.where(lw.is_vector, 1.0, fo)
         ifmap_dram = torch.where(ifmap_moved, ifmap_bytes * fi, 0.0)
@@ -148,18 +153,18 @@ class LayerFormulas:
         t["vector_writes"] = torch.where(lw.is_vector, ofmap_bytes, 0.0)
         t["vector_work"] = vector_work
 
-    def stall_terms(self, H, W, sram_kib, df, m) -> tuple:
+    def stall_terms(self, H, W, sram_kib, df, m, n=None) -> tuple:
         """:func:`~codesign.model.systolic.stall_terms` of every layer (they do not depend on
         bandwidth or clock, so the tables compute them once per array and SRAM)."""
         lw = self.lw
         words = sram_kib * 1024.0 / lw.precision_bytes
-        return stall_terms(m, lw.gemm_n, lw.gemm_k, H, W, df, ifmap_words=words * self.split[0],
+        return stall_terms(m, lw.gemm_n if n is None else n, lw.gemm_k, H, W, df, ifmap_words=words * self.split[0],
                            filter_words=words * self.split[1], out_cols=self.out_cols, overlap=self.overlap,
                            stride=self.stride)
 
-    def total_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms) -> torch.Tensor:
+    def total_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms, n=None) -> torch.Tensor:
         """Cycles of each layer: :meth:`array_cycles`, bounded by the vector unit (:meth:`with_vector`)."""
-        array = self.array_cycles(t, H, W, df, m=m, groups=groups, bytes_per_cycle=bytes_per_cycle, terms=terms)
+        array = self.array_cycles(t, H, W, df, m=m, n=n, groups=groups, bytes_per_cycle=bytes_per_cycle, terms=terms)
         return self.with_vector(t, array, bytes_per_cycle) if self.has_vector else array
 
     def with_vector(self, t: dict, array, bytes_per_cycle) -> torch.Tensor:
@@ -172,7 +177,7 @@ class LayerFormulas:
         mac = torch.maximum(torch.maximum(array, vector), t["side"] / bytes_per_cycle)
         return torch.where(lw.is_vector, torch.maximum(vector, t["dram"] / bytes_per_cycle), mac)
 
-    def array_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms) -> torch.Tensor:
+    def array_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms, n=None) -> torch.Tensor:
         """Cycles with memory stalls: SCALE-Sim's memory system, one DRAM channel of this bandwidth
         per operand, for the operands that cross the DRAM interface (docs/model.md, "Memory traffic
         and stalls"). ``t`` is :meth:`traffic`'s result, ``terms`` :meth:`stall_terms`'. A vector
@@ -181,7 +186,7 @@ class LayerFormulas:
         cap_i, cap_f, cap_o = t["caps"]
         moved_i, moved_f, moved_o = t["moved"]
         per_gemm = stall_bound_cycles(
-            m, lw.gemm_n, lw.gemm_k, H, W, df, compute=t["compute"] / groups,
+            m, lw.gemm_n if n is None else n, lw.gemm_k, H, W, df, compute=t["compute"] / groups,
             ifmap_words=2 * cap_i / self.word_bytes, filter_words=2 * cap_f / self.word_bytes,
             ofmap_words=2 * cap_o / self.word_bytes, bw_words=bytes_per_cycle / self.word_bytes,
             ifmap_from_dram=moved_i, filter_from_dram=moved_f, ofmap_to_dram=moved_o, terms=terms,
@@ -189,14 +194,14 @@ class LayerFormulas:
         array = groups * per_gemm
         return torch.where(lw.is_vector, 0.0, array) if self.has_vector else array
 
-    def core_energy(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg, e_vec=None) -> torch.Tensor:
+    def core_energy(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg, e_vec=None, n=None) -> torch.Tensor:
         """Energy of the MACs, their register traffic and the SRAM (array reads/writes + DRAM fills),
         and of the vector unit: its operations (``e_vec`` J each) and the SRAM bytes it reads
         (ifmap partition) and writes (ofmap partition).
 
         ``e_sram(share)`` gives J per byte of the SRAM partition holding ``share`` of the SRAM."""
         lw = self.lw
-        n, k, prec = lw.gemm_n, lw.gemm_k, lw.precision_bytes
+        n, k, prec = lw.gemm_n if n is None else n, lw.gemm_k, lw.precision_bytes
         macs = groups * m * n * k
         si, sf, so = sram_accesses(m, n, k, H, W, df)
         if self.has_vector:  # a vector layer's GEMM view (1 × 1 × 1) is not run

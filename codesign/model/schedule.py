@@ -33,6 +33,8 @@ def list_schedule(
     n_slots: int,
     *,
     pred_lists: list[list[int]] | None = None,
+    stack: tuple | None = None,
+    parts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Start and finish cycle of every layer.
 
@@ -45,6 +47,9 @@ def list_schedule(
         n_slots: number of core slots (the largest core count in the space).
         pred_lists: the real predecessors of each layer, if the caller has them as lists
             (read from ``preds``/``pred_mask`` otherwise: a host sync on cuda).
+        stack: fused stacks: the fusable layers and :func:`~codesign.model.fusion.stack_timing`'s
+            ``first``, ``last``, ``stream`` ``[L, P]`` (see :func:`list_schedule_lp`).
+        parts: ``[P, L, k]`` cores of each layer's parts when layers are split.
 
     Returns:
         ``(start, finish)``, each ``[P, L]``.
@@ -55,7 +60,8 @@ def list_schedule(
     in_edges = [[(p, l * J + j) for j, p in enumerate(row)] for l, row in enumerate(pred_lists)]
     # Layer-major: each step reads and writes contiguous rows.
     start, finish = list_schedule_lp(cycles.t().contiguous(), core.t().contiguous(),
-                                     transfer.permute(1, 2, 0).reshape(L * J, P), in_edges, n_slots)
+                                     transfer.permute(1, 2, 0).reshape(L * J, P), in_edges, n_slots, stack=stack,
+                                     parts=None if parts is None else parts.permute(1, 0, 2).contiguous())
     return start.t(), finish.t()
 
 
@@ -72,6 +78,8 @@ def list_schedule_lp(
     n_slots: int,
     *,
     out: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+    stack: tuple | None = None,
+    parts: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`list_schedule` in the layer-major layout.
 
@@ -83,13 +91,19 @@ def list_schedule_lp(
         n_slots: number of core slots.
         out: tensors to write ``start``, ``finish`` (``[L, P]``), the cores' free times
             (``[P, n_slots]``) and a scratch int32 ``[L, P]`` into, instead of new ones.
+        stack: ``(fusable, first, last, stream)``: the layers ``l`` whose one input edge, from
+            ``l − 1``, may be fused, and ``[L, P]`` terms (``±inf`` where not fused). Such a layer's
+            input arrives at ``min(finish[l−1] + transfer, start[l−1] + first[l])`` (its first
+            tiles), and it ends no earlier than ``finish[l−1] + last[l]`` nor ``start[l−1] + stream[l]``.
+        parts: ``[L, P, k]`` long: the cores of each layer's parts (a split layer waits for all of
+            them and holds them all until it ends).
 
     Returns:
         ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
     """
     L, P = cycles.shape
     if torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad):
-        return _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots)
+        return _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, stack, parts)
     if out is None:
         start, finish = torch.empty_like(cycles), torch.empty_like(cycles)
         core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
@@ -102,31 +116,50 @@ def list_schedule_lp(
     # gather along dim 1) and written with scatter.
     torch.add(core, (torch.arange(P, dtype=torch.int32, device=core.device) * n_slots)[None, :], out=slot)
     free = core_free.view(-1)
+    fused = set(stack[0]) if stack is not None else ()
     for l in range(L):
         ready = start[l]
-        torch.index_select(free, 0, slot[l], out=ready)
-        for p, e in in_edges[l]:  # max is exact: the order of the inputs does not matter
-            torch.maximum(ready, finish[p] + transfer[e], out=ready)
-        torch.add(ready, cycles[l], out=finish[l])
-        core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
+        if parts is None:
+            torch.index_select(free, 0, slot[l], out=ready)
+        else:
+            torch.amax(core_free.gather(1, parts[l]), dim=1, out=ready)
+        if l in fused:
+            (p, e), = in_edges[l]
+            torch.maximum(ready, torch.minimum(finish[p] + transfer[e], start[p] + stack[1][l]), out=ready)
+            torch.add(ready, cycles[l], out=finish[l])
+            torch.maximum(finish[l], torch.maximum(finish[p] + stack[2][l], start[p] + stack[3][l]), out=finish[l])
+        else:
+            for p, e in in_edges[l]:  # max is exact: the order of the inputs does not matter
+                torch.maximum(ready, finish[p] + transfer[e], out=ready)
+            torch.add(ready, cycles[l], out=finish[l])
+        if parts is None:
+            core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
+        else:
+            core_free.scatter_(1, parts[l], finish[l].view(P, 1).expand(parts[l].shape))
     return start, finish
 
 
-def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots):
+def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, stack=None, parts=None):
     """:func:`list_schedule_lp` without writing into tensors (autograd records no in-place ops):
     the same operations on the same values, so the same results."""
     L, P = cycles.shape
     core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
     starts, finishes = [], []
+    fused = set(stack[0]) if stack is not None else ()
     for l in range(L):
-        c = core[l].view(P, 1)
-        ready = core_free.gather(1, c).view(P)
-        for p, e in in_edges[l]:
-            ready = torch.maximum(ready, finishes[p] + transfer[e])
-        finish = ready + cycles[l]
+        c = core[l].view(P, 1) if parts is None else parts[l]
+        ready = core_free.gather(1, c).amax(dim=1)
+        if l in fused:
+            (p, e), = in_edges[l]
+            ready = torch.maximum(ready, torch.minimum(finishes[p] + transfer[e], starts[p] + stack[1][l]))
+            finish = torch.maximum(ready + cycles[l], torch.maximum(finishes[p] + stack[2][l], starts[p] + stack[3][l]))
+        else:
+            for p, e in in_edges[l]:
+                ready = torch.maximum(ready, finishes[p] + transfer[e])
+            finish = ready + cycles[l]
         starts.append(ready)
         finishes.append(finish)
-        core_free = core_free.scatter(1, c, finish.view(P, 1))
+        core_free = core_free.scatter(1, c, finish.view(P, 1).expand(c.shape))
     return torch.stack(starts), torch.stack(finishes)
 
 

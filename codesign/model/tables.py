@@ -17,6 +17,7 @@ import torch
 from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.knobs import knob_names
+from codesign.model.fusion import split_part
 from codesign.model.layer_costs import PJ
 
 #: Tabulated knobs that set the bytes per cycle (``Bw``) and the grid (``G``); every other
@@ -28,7 +29,18 @@ CORE_FIELDS = tuple(name for name in knob_names(tabulated=True) if name not in B
 #: Most table entries (all tables together; a complex entry counts twice) the model builds; a
 #: design with more combinations of array, SRAM, bandwidth, clock, node, dataflow and grid is
 #: evaluated directly.
-TABLE_MAX_ENTRIES = 1 << 24
+TABLE_MAX_ENTRIES = 1 << 25
+
+
+def layer_variants(space) -> list[dict]:
+    """The ways a layer can run layer by layer, each a block of the ``batch`` tables: without
+    fusion or splitting, one; with fusion, its input and output boundary fused or not (index
+    ``fused_in + 2·fused_out``); with splitting, times each split count and axis of the design
+    (``+ 4·(split index · axes + axis index)`` with fusion, ``+ split index · axes + axis index`` without)."""
+    sched = space.design.schedule
+    fusion = [(False, False), (True, False), (False, True), (True, True)] if space.fusion else [(None, None)]
+    splits = [(float(k), axis == "rows") for k in sched.split for axis in sched.split_axis] if space.splitting else [(None, None)]
+    return [dict(fused_in=fi, fused_out=fo, split=k, rows=rows) for k, rows in splits for fi, fo in fusion]
 
 
 def build_tables(model, edge_bytes: torch.Tensor) -> dict | None:
@@ -63,9 +75,10 @@ def build_tables(model, edge_bytes: torch.Tensor) -> dict | None:
     # Entries of the per-layer tables (total and compute cycles; DRAM bytes and energy, complex)
     # and of the edge table (complex), all kinds: within int32 indexing and a bounded memory.
     R = {"batch": 1, "sample": 2}
+    V = {"batch": len(layer_variants(model.space)), "sample": 1}
     # (with vector work, also the vector cycles and the array's cycles)
     per_layer = Bw + 1 + 2 * N + (Bw + 1 if model.formulas.has_vector else 0)
-    entries = sum(3 * L * R[kind] * U * per_layer + 2 * gr.numel() * E * S**2 for kind in kinds)
+    entries = sum(3 * L * R[kind] * V[kind] * U * per_layer + 2 * gr.numel() * E * S**2 for kind in kinds)
     if entries > TABLE_MAX_ENTRIES:
         return None
     tables = {"U": U, "Bw": Bw, "G": gr.numel(), "bw_code": bw_code}
@@ -101,11 +114,35 @@ def area_table(model, core: dict, n_cores) -> torch.Tensor:
 
 def kind_table(model, kind: str, core: dict, bw_values) -> dict:
     """Per-layer tables of one kind of run (``batch``: the whole batch; ``sample``: one sample,
-    with and without resident weights), over (layer ``L``, dataflow 3, residency ``R``,
-    per-core knobs ``U``, then bandwidth ``Bw`` or node ``N``), flattened in that order."""
+    with and without resident weights), over (layer ``L``, variant ``V`` (:func:`layer_variants`;
+    one for ``sample``), dataflow 3, residency ``R``, per-core knobs ``U``, then bandwidth ``Bw``
+    or node ``N``), flattened in that order; DRAM bytes and energy over (``U``, ``N``, ``L``, ``V``,
+    3, ``R``)."""
+    variants = layer_variants(model.space) if kind == "batch" else [dict(fused_in=None, split=None)]
+    U, N, L = core["pe_rows"].numel(), len(model.nodes), len(model.lw.names)
+    blocks = [_variant_table(model, kind, core, bw_values, variant) for variant in variants]
+    if len(blocks) == 1:
+        return blocks[0]
+    out = {"R": blocks[0]["R"]}
+    for name in blocks[0]:
+        if name != "R":
+            lead = U * N * L if name == "dram_energy" else L  # the dims before the variant's
+            out[name] = torch.stack([b[name].view(lead, -1) for b in blocks], dim=1).reshape(-1)
+    return out
+
+
+def _variant_table(model, kind: str, core: dict, bw_values, variant: dict) -> dict:
+    """:func:`kind_table` of one layer variant: the layers fused or split as it says."""
     f = model.formulas
     inputs = f.inputs(kind)
-    m, groups = inputs["m"], inputs["groups"]
+    k = variant["split"]
+    if k is not None:
+        inputs, _, _ = split_part(model.lw, inputs, torch.tensor(k, dtype=model.dtype, device=model.device),
+                                  torch.tensor(variant["rows"], device=model.device))
+    if variant["fused_in"] is not None:
+        inputs = dict(inputs, fused_in=torch.tensor(variant["fused_in"], device=model.device),
+                      fused_out=torch.tensor(variant["fused_out"], device=model.device))
+    m, n, groups = inputs["m"], inputs["n"], inputs["groups"]
     U, Bw, N, L = core["pe_rows"].numel(), bw_values.numel(), len(model.nodes), len(model.lw.names)
     R = 2 if kind == "sample" else 1
     per_core = {name: values.view(U, 1, 1, 1, 1) for name, values in core.items()}
@@ -114,14 +151,16 @@ def kind_table(model, kind: str, core: dict, bw_values) -> dict:
     resident = torch.tensor([False, True], device=model.device).view(1, 1, 1, 2, 1) if R == 2 else None
     t = f.traffic(Hu, Wu, Su, df, **inputs, lanes=lanes, filter_resident=resident)
     bytes_per_cycle = bw_values.view(1, Bw, 1, 1, 1)
-    array = f.array_cycles(t, Hu, Wu, df, m=m, groups=groups, bytes_per_cycle=bytes_per_cycle, terms=f.stall_terms(Hu, Wu, Su, df, m))
+    array = f.array_cycles(t, Hu, Wu, df, m=m, n=n, groups=groups, bytes_per_cycle=bytes_per_cycle, terms=f.stall_terms(Hu, Wu, Su, df, m, n))
     total = f.with_vector(t, array, bytes_per_cycle) if f.has_vector else array
     energy = []
     for i, tech in enumerate(model.nodes):
         e_sram = lambda share, tech=tech: hwcost.sram_energy_pj_per_byte(tech, Su * share) * PJ  # noqa: E731
-        core_energy = f.core_energy(t, Hu, Wu, df, m=m, groups=groups, e_sram=e_sram, e_mac=model.e_mac[i], e_reg=model.e_reg[i],
+        core_energy = f.core_energy(t, Hu, Wu, df, m=m, n=n, groups=groups, e_sram=e_sram, e_mac=model.e_mac[i], e_reg=model.e_reg[i],
                                     e_vec=model.e_vec[i])
         energy.append(core_energy + t["dram"] * model.e_dram[i])
+    if k is not None:  # k parts: their DRAM bytes and energy (AnalyticalModel._split)
+        t["dram"], energy = k * t["dram"], [k * e for e in energy]
     # "total" and "compute" layer-major [L, 3, R, U, n], gathered into [L, P]: the gathers of one
     # layer (one row of the index) all fall in one slice of a few to tens of KB, which stays in
     # cache. DRAM bytes and energy candidate-major [U, n, L, 3, R], gathered into [P, L]: one

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import torch
 
 from codesign.knobs import knob_names
 from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
+from codesign.model.fusion import schedule_plan, stack_timing
 from codesign.model.schedule import list_schedule_lp
-from codesign.model.tables import CORE_FIELDS, build_tables
+from codesign.model.tables import CORE_FIELDS, build_tables, layer_variants
 from codesign.vocab import dataflow_code
 
 #: Hardware fields whose choices index the tables (the registry's tabulated knobs).
@@ -48,6 +50,8 @@ class Coded:
     dram_gbps: torch.Tensor
     noc_link_gbps: torch.Tensor
     clock_ghz: torch.Tensor
+    # fusion and splitting: Candidates' fuse, tile_rows, split, split_rows [P, L] and the grid [P] (None without)
+    schedule: SimpleNamespace | None = None
 
 
 class TabulatedPath:
@@ -89,6 +93,10 @@ class TabulatedPath:
             e += len(preds)
         self.node_col = next((i for i, k in enumerate(space.knobs) if k.name == "hw.node"), None)
         self.row_decoding = self._row_decoding_tables()
+        # Fusion and splitting: the layer variants of the batch tables, each fusable layer's edge from l − 1.
+        self.n_variants = len(layer_variants(space))
+        self.fused_edge = torch.tensor([self.in_edges[l][0][1] if l in model.fusable_layers else 0 for l in range(len(self.lw.names))],
+                                       dtype=torch.long, device=self.device)
 
     def ready(self) -> bool:
         """Whether the design's tables exist (built on the first call; ``False`` when too big)."""
@@ -132,7 +140,12 @@ class TabulatedPath:
         rows = rows.to(device=self.device, dtype=torch.long)
         zero = torch.zeros(rows.shape[0], dtype=torch.long, device=self.device)
         code = {name: zero if col is None else rows[:, col] for name, col in self.hw_cols.items()}
-        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c)
+        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c, schedule=self._schedule_of(c))
+
+    @staticmethod
+    def _schedule_of(c) -> dict | None:
+        names = ("fuse", "tile_rows", "split", "split_rows")
+        return None if c.fuse is None and c.split is None else {name: getattr(c, name) for name in names}
 
     def codes_from_values(self, c) -> Coded | None:
         """Table codes of ``c``'s hardware values, or ``None`` when one is off the design's choices or requires grad."""
@@ -150,11 +163,12 @@ class TabulatedPath:
         ok = ok & (c.node >= 0) & (c.node < self.n_nodes)
         if not bool(ok.all()):  # one host sync per call on cuda
             return None
-        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c)
+        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c, schedule=self._schedule_of(c))
 
-    def coded(self, code: dict, node, dataflow_pl, core_pl, pipelined, values, dataflow_lp=None, core_lp=None) -> Coded:
+    def coded(self, code: dict, node, dataflow_pl, core_pl, pipelined, values, dataflow_lp=None, core_lp=None, schedule=None) -> Coded:
         """The coded population; the schedule is given candidate-major ``[P, L]`` (any strides) and,
-        when the caller has it, layer-major ``[L, P]`` (contiguous int32)."""
+        when the caller has it, layer-major ``[L, P]`` (contiguous int32); ``schedule`` holds the
+        fusion and split fields (:class:`~codesign.space.Candidates`'), when the design has them."""
         T = self.tables
         n = self.n_choices
         hw_code = code[CORE_FIELDS[0]]
@@ -166,7 +180,11 @@ class TabulatedPath:
         dataflow_pl, core_pl = dataflow_pl.to(torch.int32), core_pl.to(torch.int32)
         core = core_pl.t().contiguous() if core_lp is None else core_lp
         core_long = self.scratch("core_long", tuple(core.shape), torch.long).copy_(core)
-        return Coded(hw=hw_code.to(torch.int32), bw=bw.to(torch.int32), grid=grid.to(torch.int32), node=node.to(torch.long),
+        if schedule is not None:
+            grid_of = lambda name: self.choice_values[name].index_select(0, code[name].long())  # noqa: E731
+            schedule = SimpleNamespace(**{name: schedule.get(name) for name in ("fuse", "tile_rows", "split", "split_rows")},
+                                       grid_rows=grid_of("grid_rows"), grid_cols=grid_of("grid_cols"))
+        return Coded(schedule=schedule, hw=hw_code.to(torch.int32), bw=bw.to(torch.int32), grid=grid.to(torch.int32), node=node.to(torch.long),
                      dataflow=dataflow_pl.t().contiguous() if dataflow_lp is None else dataflow_lp, core=core, core_long=core_long,
                      dataflow_pl=dataflow_pl, core_pl=core_pl, pipelined=pipelined,
                      sram_kib=get("sram_kib"), dram_gbps=get("dram_gbps"), noc_link_gbps=get("noc_link_gbps"), clock_ghz=get("clock_ghz"))
@@ -211,7 +229,9 @@ class TabulatedPath:
         else:
             core_pl, core = zero[:, None].expand(P, L), None
         pipelined = d["pipelined"][0].expand(P) if d["mode_col"] is None else d["pipelined"].index_select(0, columns[d["mode_col"]])
-        return self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core)
+        schedule = self.space._fusion_fields(rows32, P, L, self.dtype) or None
+        return self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core,
+                          schedule=schedule)
 
     # --- buffers -----------------------------------------------------------------------------------
     def scratch(self, tag: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -236,21 +256,26 @@ class TabulatedPath:
         return torch.empty(shape, dtype=dtype, device=self.device)
 
     # --- gathers and the schedule --------------------------------------------------------------------
-    def costs(self, table: dict, k: Coded, resident: torch.Tensor | None, detail: bool, kind: str = "batch"):
+    def costs(self, table: dict, k: Coded, resident: torch.Tensor | None, detail: bool, kind: str = "batch", variant=None):
         """Layer costs gathered from a kind table: ``total`` ``[L, P]`` (for the list schedule), ``dram``
         ``[P, L]``, the sums over layers ``dram_sum``, ``energy_sum`` ``[P]``, and when ``detail`` the
         ``compute``, ``vector`` and ``array`` cycles ``[L, P]`` (a dict; else ``None``).
 
         Sums over layers run along the contiguous last dimension of ``[P, L]`` tensors, as the direct
         path's do: their order of summation is then the same whatever ``P``, so a candidate gets the
-        same bits alone as in a population."""
+        same bits alone as in a population. ``variant`` ``[L, P]`` int32 (with fusion or splitting)
+        picks each layer's block of the batch tables (:func:`~codesign.model.tables.layer_variants`)."""
         T = self.tables
         L, P = k.core.shape
         R = table["R"]
+        V = self.n_variants if variant is not None else 1
         buf, keep = self.scratch, (self.fresh if detail else self.scratch)
         # Index arithmetic in int32 (the tables are far smaller than 2³¹): faster than int64.
-        # "total"/"compute", layer-major: entry ((l·3 + dataflow)·R + resident)·K + key of K keys.
-        part = torch.add(k.dataflow, self.layer_index * 3, out=buf("part", (L, P), torch.int32))
+        # "total"/"compute", layer-major: entry (((l·V + variant)·3 + dataflow)·R + resident)·K + key of K keys.
+        if variant is None:
+            part = torch.add(k.dataflow, self.layer_index * 3, out=buf("part", (L, P), torch.int32))
+        else:
+            part = torch.add(variant, self.layer_index * V, out=buf("part", (L, P), torch.int32)).mul_(3).add_(k.dataflow)
         if R > 1:
             part.mul_(R).add_(resident.to(torch.int32))
         index = buf("index", (L, P), torch.int32)
@@ -268,12 +293,15 @@ class TabulatedPath:
                 cycles["array"] = gather(table["array"], k.hw * T["Bw"] + k.bw, T["U"] * T["Bw"], self.fresh("array", (L, P), self.dtype))
             else:  # no vector work: no vector cycles, and the array's cycles are the layer's
                 cycles["vector"], cycles["array"] = torch.zeros_like(total), total.clone()
-        # "dram_energy", candidate-major [P, L]: entry ((key·L + l)·3 + dataflow)·R + resident.
+        # "dram_energy", candidate-major [P, L]: entry (((key·L + l)·V + variant)·3 + dataflow)·R + resident.
         rows = buf("index_pl", (P, L), torch.int32)
-        torch.add(k.dataflow_pl, self.layer_lane * 3, out=rows)
+        if variant is None:
+            torch.add(k.dataflow_pl, self.layer_lane * 3, out=rows)
+        else:
+            torch.add(variant.t(), self.layer_lane * V, out=rows).mul_(3).add_(k.dataflow_pl)
         if R > 1:
             rows.mul_(R).add_(resident.t().to(torch.int32))
-        rows.add_(((k.hw * self.n_nodes + k.node.to(torch.int32)) * (L * 3 * R))[:, None])
+        rows.add_(((k.hw * self.n_nodes + k.node.to(torch.int32)) * (L * V * 3 * R))[:, None])
         both = torch.index_select(table["dram_energy"], 0, rows.view(-1), out=buf("dram_energy", (P * L,), table["dram_energy"].dtype)).view(P, L)
         sums = both.sum(dim=1)  # DRAM bytes + i·energy
         dram = torch.view_as_real(both)[..., 0]
@@ -285,7 +313,7 @@ class TabulatedPath:
             dram = dram.clone()
         return total, dram, sums.real, energy_sum, cycles
 
-    def transfers(self, k: Coded, kind: str = "batch"):
+    def transfers(self, k: Coded, kind: str = "batch", *, with_latency: bool = False):
         """NoC time ``[E, P]`` of each edge between layers and byte-hops ``[P]``, from the hop tables.
 
         Per (grid, edge, producer core, consumer core) the tables hold the hops and the edge's bytes
@@ -311,7 +339,7 @@ class TabulatedPath:
         byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
         if kind != "batch":
             byte_hops = byte_hops * (1.0 / self.lw.batch)
-        return cycles, byte_hops
+        return (cycles, byte_hops, latency) if with_latency else (cycles, byte_hops)
 
     def evaluate(self, k: Coded, detail: bool) -> Evaluation:
         """Every metric ``[P]`` of the coded population (and the per-layer schedule when ``detail``)."""
@@ -321,14 +349,18 @@ class TabulatedPath:
         keep = self.fresh if detail else self.scratch
         e_hop = self.model.e_hop[k.node]
 
-        total, dram, dram_sum, energy_sum, parts = self.costs(T["batch"], k, None, detail)
-        transfer, byte_hops = self.transfers(k)
+        plan, variant = self._plan(k)
+        total, dram, dram_sum, energy_sum, parts = self.costs(T["batch"], k, None, detail, variant=variant)
+        transfer, byte_hops, hop_latency = self.transfers(k, with_latency=True)
+        stack, split_parts = self._fused_schedule(plan, total, transfer, hop_latency)
         schedule = (keep("start", (L, P), self.dtype), keep("finish", (L, P), self.dtype), self.scratch("core_free", (P, self.n_slots), self.dtype),
                     self.scratch("slot", (L, P), torch.int32))
-        start, finish = list_schedule_lp(total, k.core_long, transfer, self.in_edges, self.n_slots, out=schedule)
+        start, finish = list_schedule_lp(total, k.core_long, transfer, self.in_edges, self.n_slots, out=schedule, stack=stack, parts=split_parts)
         # The last layer to finish is the last one on some core: the cores' free times hold the answer ([P, cores]).
         cycles = chip_cycles(schedule[2].amax(dim=1), dram_sum, dram_bytes_per_cycle)
         dyn_energy = energy_sum + byte_hops * e_hop
+        if "split" in plan:
+            dyn_energy = dyn_energy + plan["split_byte_hops"] * e_hop
 
         # Pipelined candidates: computed for the whole population (no host sync to find them on cuda).
         if "sample" in T and (self.device.type != "cpu" or bool(k.pipelined.any())):
@@ -341,8 +373,41 @@ class TabulatedPath:
         layers = None
         if detail:
             layers = layer_detail(k.clock_ghz, parts["compute"].t(), total.t(), dram, start.t(), finish.t(),
-                                  vector=parts["vector"].t(), array=parts["array"].t())
+                                  vector=parts["vector"].t(), array=parts["array"].t(), plan=plan)
         return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
+
+    # --- fusion and splitting -------------------------------------------------------------------------
+    def _plan(self, k: Coded) -> tuple[dict, torch.Tensor | None]:
+        """The fusion/split plan of the population (:func:`~codesign.model.fusion.schedule_plan`, the
+        direct path's) and each layer's variant of the batch tables ``[L, P]`` int32 (``None`` without)."""
+        if k.schedule is None:
+            return {}, None
+        s = k.schedule
+        view = SimpleNamespace(fuse=s.fuse, tile_rows=s.tile_rows, split=s.split, split_rows=s.split_rows, pipelined=k.pipelined,
+                               sram_kib=k.sram_kib, core=k.core_pl.long(), grid_rows=s.grid_rows, grid_cols=s.grid_cols,
+                               noc_link_gbps=k.noc_link_gbps, clock_ghz=k.clock_ghz)
+        plan = schedule_plan(self.model, view)
+        variant = torch.zeros(k.core_pl.shape, dtype=torch.int32, device=self.device)
+        if "fused" in plan:
+            variant += plan["fused"] + 2 * plan["fused_out"]
+        if "split" in plan:
+            sched = self.space.design.schedule
+            code = sum(i * (plan["split"] == value) for i, value in enumerate(sched.split)) * len(sched.split_axis)
+            if "rows" in sched.split_axis and len(sched.split_axis) > 1:
+                code = code + plan["split_rows"] * sched.split_axis.index("rows") + ~plan["split_rows"] * sched.split_axis.index("channels")
+            variant += code * (4 if "fused" in plan else 1)
+        return plan, variant.t().contiguous()
+
+    def _fused_schedule(self, plan: dict, total: torch.Tensor, transfer: torch.Tensor, latency: torch.Tensor):
+        """Adds the split layers' NoC time to ``total`` ``[L, P]``; the list schedule's ``stack`` and ``parts``."""
+        stack = parts = None
+        if "split" in plan:
+            total.add_(plan["split_cycles"].t())
+            parts = plan["parts"].permute(1, 0, 2).contiguous()
+        if "fused" in plan:
+            stack = (self.model.fusable_layers, *stack_timing(self.lw, plan["fused"].t(), plan["tiles"].t(), total,
+                                                              transfer.index_select(0, self.fused_edge), latency.index_select(0, self.fused_edge)))
+        return stack, parts
 
     def _pipelined(self, k: Coded, schedule: tuple, dram_bytes_per_cycle, e_hop):
         """Cycles and dynamic energy ``[P]`` of the batch pipelined across the cores (layer-major:
