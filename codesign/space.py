@@ -173,13 +173,13 @@ def _len(self) -> int:
 #: ``clock_ghz``, ``node`` (an index into :attr:`DesignSpace.node_names`), ...), then
 #: ``dataflow`` (0 = ws, 1 = os, 2 = is) and ``core`` (row-major core id, already reduced modulo
 #: ``n_cores``) ``[P, L]``, and ``pipelined``, a bool ``[P]``. Fusion and splitting, when the design
-#: has them (``None`` otherwise): ``fuse`` (bool: fuse the boundary into the layer, as asked),
-#: ``tile_rows`` (output rows per tile of a stack headed by the layer), ``split`` (cores) and
-#: ``split_rows`` (bool: split by output rows, else channels), all ``[P, L]``.
+#: has them (``None`` otherwise), as codes ``[P, L]``: ``fuse`` (bool: fuse the boundary into the
+#: layer, as asked), ``tile`` (index into ``schedule.tile_rows``: output rows per tile of a stack
+#: the layer heads) and ``split`` (index into :meth:`DesignSpace.split_options`: cores and axis).
 Candidates = make_dataclass(
     "Candidates",
     [(knob.name, torch.Tensor) for knob in HARDWARE_KNOBS] + [("dataflow", torch.Tensor), ("core", torch.Tensor), ("pipelined", torch.Tensor)]
-    + [(name, torch.Tensor | None, field(default=None)) for name in ("fuse", "tile_rows", "split", "split_rows")],
+    + [(name, torch.Tensor | None, field(default=None)) for name in ("fuse", "tile", "split")],
     namespace={"n_cores": property(_n_cores), "__len__": _len, "__module__": __name__},
 )
 Candidates.__doc__ = """A population of decoded candidates: one ``[P]`` tensor per hardware knob of the registry,
@@ -216,6 +216,12 @@ class DesignSpace:
     def splitting(self) -> bool:
         """Whether a layer may be split over several cores."""
         return max(self.design.schedule.split) > 1
+
+    @property
+    def split_options(self) -> list[tuple[int, str]]:
+        """Each ``(cores, axis)`` a layer may be split as; ``Candidates.split`` indexes this list."""
+        sched = self.design.schedule
+        return [(k, axis) for k in sched.split for axis in sched.split_axis]
 
     @classmethod
     def from_design(cls, design: Design, *, workload: Workload | None = None) -> "DesignSpace":
@@ -336,29 +342,26 @@ class DesignSpace:
         )
 
     def _fusion_fields(self, rows: torch.Tensor, P: int, L: int, dtype: torch.dtype) -> dict:
-        """``fuse``, ``tile_rows``, ``split`` and ``split_rows`` ``[P, L]`` of the rows (none without fusion or splitting)."""
-        sched, dev, out = self.design.schedule, rows.device, {}
+        """``fuse``, ``tile`` and ``split`` codes ``[P, L]`` of the rows (none without fusion or splitting)."""
+        out = {}
         if self.fusion:
-            if sched.fusion == "all":
-                fuse = self.lowered.fusable.to(dev).expand(P, L)
+            fusable = self.lowered.fusable.to(rows.device)
+            if self.design.schedule.fusion == "all":
+                out["fuse"] = fusable.expand(P, L)
             else:  # a knob per unit with a fusable boundary: fused where asked, and fusable
-                fuse = self._per_layer_or(rows, self.fuse_col, torch.tensor([False, True], device=dev), P, L) & self.lowered.fusable.to(dev)
-            out["fuse"] = fuse
-            out["tile_rows"] = self._per_layer_or(rows, self.tile_col, torch.tensor(sched.tile_rows, dtype=dtype, device=dev), P, L)
+                out["fuse"] = (self._codes(rows, self.fuse_col, P, L) != 0) & fusable
+            out["tile"] = self._codes(rows, self.tile_col, P, L)
         if self.splitting:
-            out["split"] = self._per_layer_or(rows, self.split_col, torch.tensor(sched.split, dtype=dtype, device=dev), P, L)
-            axis = torch.tensor([a == "rows" for a in sched.split_axis], device=dev)
-            out["split_rows"] = self._per_layer_or(rows, self.axis_col, axis, P, L)
+            out["split"] = self._codes(rows, self.split_col, P, L) * len(self.design.schedule.split_axis) + self._codes(rows, self.axis_col, P, L)
         return out
 
     @staticmethod
-    def _per_layer_or(rows: torch.Tensor, cols: list[int], values: torch.Tensor, P: int, L: int) -> torch.Tensor:
-        """``values[code]`` per layer ``[P, L]``: the layer's knob column's code, or the first value where it has none."""
+    def _codes(rows: torch.Tensor, cols: list[int], P: int, L: int) -> torch.Tensor:
+        """Each layer's knob code ``[P, L]`` (long): its column's, or 0 where it has none."""
         if all(c < 0 for c in cols):
-            return values[0].expand(P, L)
+            return torch.zeros((), dtype=torch.long, device=rows.device).expand(P, L)
         index = torch.tensor([max(c, 0) for c in cols], device=rows.device)
-        codes = torch.where(torch.tensor([c >= 0 for c in cols], device=rows.device), rows[:, index], 0)
-        return values[codes]
+        return torch.where(torch.tensor([c >= 0 for c in cols], device=rows.device), rows[:, index].long(), 0)
 
     @staticmethod
     def _per_layer(rows: torch.Tensor, cols: list[int], codes: torch.Tensor, P: int, L: int) -> torch.Tensor:

@@ -57,7 +57,8 @@ def test_knobs_and_decoding():
     assert sum(n.startswith("sched.split.") for n in names) == len(SPACE.lowered.names)
     c = SPACE.decode(random_rows(SPACE, 16, seed=3))
     assert not c.fuse[:, ~SPACE.lowered.fusable].any()
-    assert set(c.split.unique().tolist()) <= {1.0, 2.0} and c.split_rows.dtype == torch.bool
+    assert SPACE.split_options == [(1, "channels"), (1, "rows"), (2, "channels"), (2, "rows")]
+    assert set(c.split.unique().tolist()) <= {0, 1, 2, 3} and set(c.tile.unique().tolist()) <= {0, 1, 2}
     assert PLAIN.decode(random_rows(PLAIN, 2)).fuse is None
 
 

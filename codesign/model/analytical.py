@@ -64,7 +64,7 @@ from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.hardware.tech import TECH_NODES
 from codesign.model.evaluation import GB, Evaluation, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
-from codesign.model.fusion import schedule_plan, stack_timing
+from codesign.model.fusion import FusionTables, schedule_plan, split_part, split_parts, stack_timing
 from codesign.model.layer_costs import PJ, LayerCosts, LayerFormulas
 from codesign.model.schedule import list_schedule
 from codesign.model.standalone import layers_space
@@ -113,8 +113,8 @@ class AnalyticalModel:
         lowered = space.lowered
         self.pred_lists = [[p for p, real in zip(preds, mask) if real]
                            for preds, mask in zip(lowered.preds.tolist(), lowered.pred_mask.tolist())]
-        # Layers whose input boundary may be fused (their one input edge is from layer l − 1).
-        self.fusable_layers = [l for l, ok in enumerate(lowered.fusable.tolist()) if ok] if space.fusion else []
+        # Fusion and splitting: their tables (None without either).
+        self.fusion_tables = FusionTables(self) if space.fusion or space.splitting else None
         self.tabulated = TabulatedPath(self)
 
     @classmethod
@@ -144,10 +144,12 @@ class AnalyticalModel:
         (:func:`~codesign.model.fusion.schedule_plan`) fuses and splits layers."""
         inputs = dict(self.formulas.inputs(kind), filter_resident=filter_resident)
         plan = plan or {}
-        if "part" in plan:
-            inputs.update(plan["part"])
+        if "split" in plan:
+            ft = self.fusion_tables
+            part, _, _ = split_part(self.lw, inputs, plan["split"].t(), ft.split_rows[plan["option"]])
+            inputs.update(part)
         if "fused" in plan:
-            inputs.update(fused_in=plan["fused"], fused_out=plan["fused_out"])
+            inputs.update(fused_in=plan["fused"].t(), fused_out=plan["fused_out"].t())
         if dataflow_weights is None:
             return self._split(self._layer_costs_one(c, **inputs), plan)
         mixed = None
@@ -165,9 +167,25 @@ class AnalyticalModel:
         cycles plus the NoC time of scattering and gathering the parts."""
         if "split" not in plan:
             return costs
-        k = plan["split"]
-        return replace(costs, total_cycles=costs.total_cycles + plan["split_cycles"], dram_bytes=k * costs.dram_bytes,
+        k = plan["split"].t()
+        return replace(costs, total_cycles=costs.total_cycles + plan["split_cycles"].t(), dram_bytes=k * costs.dram_bytes,
                        energy_j=k * costs.energy_j)
+
+    def schedule_plan(self, c: Candidates) -> dict:
+        """:func:`~codesign.model.fusion.schedule_plan` of the candidates (layer-major; empty without
+        fusion or splitting); ``option`` adds their split codes ``[P, L]``."""
+        ft = self.fusion_tables
+        if ft is None:
+            return {}
+        hops = None
+        if ft.splitting:
+            hops = split_parts(c.core.t(), ft.split_k[c.split.t()], c.n_cores[None, :], c.grid_cols[None, :], ft.max_split, self.dtype)
+        plan = schedule_plan(ft, fuse=None if c.fuse is None else c.fuse.t(), tile=None if c.tile is None else c.tile.t(),
+                             split=None if c.split is None else c.split.t(), sram_kib=c.sram_kib,
+                             link_bytes_per_cycle=(c.noc_link_gbps / c.clock_ghz)[None, :], hops=hops)
+        if ft.splitting:
+            plan["option"] = c.split
+        return plan
 
     def _layer_costs_one(self, c: Candidates, *, m, n, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work, side_bytes,
                          filter_resident=None, fused_in=None, fused_out=None) -> LayerCosts:
@@ -255,13 +273,13 @@ class AnalyticalModel:
             raise ValueError(f"dataflow_weights must have shape {(*c.core.shape, 3)} ([P, L, 3]), got {tuple(dataflow_weights.shape)}")
 
         # Layer by layer: every layer processes the whole batch (in fused stacks and split layers).
-        plan = schedule_plan(self, c)
+        plan = self.schedule_plan(c)
         costs = self.layer_costs(c, "batch", dataflow_weights=dataflow_weights, plan=plan)
         transfer, byte_hops, hop_latency = self.transfers(c, latency=True)
         stack = None
         if "fused" in plan:
-            stack = (self.fusable_layers, *stack_timing(lw, plan["fused"].t(), plan["tiles"].t(), costs.total_cycles.t(),
-                                                        transfer[:, :, 0].t(), hop_latency[:, :, 0].t()))
+            F = self.fusion_tables.fusable_index
+            stack = stack_timing(self.fusion_tables, plan, costs.total_cycles.t(), transfer[:, F, 0].t(), hop_latency[:, F, 0].t())
         start, finish = list_schedule(costs.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots,
                                       pred_lists=self.pred_lists, stack=stack, parts=plan.get("parts"))
         cycles = chip_cycles(finish.amax(dim=1), costs.dram_bytes.sum(dim=1), dram_bytes_per_cycle)

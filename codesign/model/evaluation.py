@@ -80,10 +80,10 @@ def layer_detail(clock_ghz, compute, total, dram, start, finish, *, vector, arra
     boundary is fused), ``tiles`` (of its stack) and ``split`` (cores)."""
     clock = (clock_ghz * GB)[:, None]
     extra = {}
-    if plan and "fused" in plan:
-        extra.update(fused=plan["fused"].to(total.dtype), tiles=torch.where(plan["fused"] | plan["fused_out"], plan["tiles"], 1.0))
+    if plan and "fused" in plan:  # (the plan is layer-major)
+        extra.update(fused=plan["fused"].t().to(total.dtype), tiles=torch.where(plan["fused"] | plan["fused_out"], plan["tiles"], 1.0).t())
     if plan and "split" in plan:
-        extra["split"] = plan["split"].to(total.dtype)
+        extra["split"] = plan["split"].t().to(total.dtype)
     return {**extra,
         "compute_cycles": compute,
         "stall_cycles": total - compute,

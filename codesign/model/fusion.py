@@ -28,10 +28,14 @@ A layer may be *split* over ``k`` cores (its core and the next ``k − 1`` slots
 count) by output channels (the GEMM's ``N``, or its groups when it has several) or by output rows
 (``M``). Each part is the layer's GEMM with that dimension ``⌈·/k⌉`` (:func:`split_part`) and the
 operands it needs; the parts run at once and the layer takes one part's cycles plus the NoC time
-to send the parts their inputs and gather their outputs at the layer's core (:func:`split_noc`).
+to send the parts their inputs and gather their outputs at the layer's core (:func:`schedule_plan`, with the hops of :func:`split_parts`).
 Its DRAM bytes and energy are ``k`` times a part's. Split layers are never fused.
 
-Fusion and splitting apply to layer-by-layer candidates; pipelined candidates ignore them.
+Fusion and splitting shape the layer-by-layer run; a pipelined candidate's metrics come from its
+pipelined run, which ignores them. Everything that depends only on the workload and the design's
+choices is computed once per model (:class:`FusionTables`); per candidate the plan is a few
+gathers and comparisons, layer-major ``[L, P]`` as the list schedule reads it
+(:func:`schedule_plan`, which both evaluation paths call).
 """
 
 from __future__ import annotations
@@ -60,100 +64,132 @@ def split_part(lw, inputs: dict, k, rows) -> tuple[dict, torch.Tensor, torch.Ten
     return part, in_frac, out_frac
 
 
-def schedule_plan(model, c) -> dict:
-    """What fusion and splitting change for candidates ``c`` (:class:`~codesign.space.Candidates`,
-    or the tabulated path's view with the same fields), candidate-major ``[P, L]``: ``fused``,
-    ``fused_out``, ``tiles`` (with fusion); ``split``, ``split_rows``, the parts' inputs ``part``,
-    ``split_cycles``, ``split_byte_hops`` ``[P]`` and ``parts`` (with splitting). Empty without either."""
-    lw, out = model.lw, {}
-    layer_by_layer = ~c.pipelined[:, None]
-    split = None if c.split is None else torch.where(layer_by_layer, c.split, 1.0)
-    if c.fuse is not None:
-        fused, tiles = fused_stacks(lw, model.split, fuse=c.fuse & layer_by_layer, tile_rows=c.tile_rows, split=split,
-                                    sram_kib=c.sram_kib)
-        out.update(fused=fused, fused_out=fused_neighbours(fused), tiles=tiles)
-    if split is not None:
-        inputs = model.formulas.inputs("batch")
-        part, in_frac, out_frac = split_part(lw, inputs, split, c.split_rows)
-        cycles, byte_hops, parts = split_noc(
-            lw, split=split, in_frac=in_frac, out_frac=out_frac, ifmap_bytes=inputs["ifmap_bytes"], ofmap_bytes=inputs["ofmap_bytes"],
-            core=c.core, n_cores=c.grid_rows * c.grid_cols, grid_cols=c.grid_cols, link_bytes_per_cycle=c.noc_link_gbps / c.clock_ghz,
-            hop_cycles=model.hop_cycles, max_split=int(max(model.space.design.schedule.split)))
-        out.update(split=split, split_rows=c.split_rows, part=part, split_cycles=cycles, split_byte_hops=byte_hops, parts=parts)
+def layer_variants(space) -> list[dict]:
+    """The ways a layer can run layer by layer, each a block of the ``batch`` tables: unfused and
+    unsplit (with fusion: its input and output boundary fused or not, index ``fused_in + 2·fused_out``),
+    then one per split option of more than one core (:attr:`DesignSpace.split_options`), in order."""
+    fusion = [(False, False), (True, False), (False, True), (True, True)] if space.fusion else [(None, None)]
+    plain = [dict(fused_in=fi, fused_out=fo, split=1.0 if space.splitting else None, rows=False) for fi, fo in fusion]
+    no = False if space.fusion else None
+    options = space.split_options if space.splitting else []
+    return plain + [dict(fused_in=no, fused_out=no, split=float(k), rows=axis == "rows") for k, axis in options if k > 1]
+
+
+def split_parts(core, k, n_cores, grid_cols, max_split: int, dtype) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """Hops from each layer's core to its farthest part and to all its parts, and the cores of
+    parts ``1 … max_split − 1`` (the layer's own core where a part is absent); any broadcast shapes."""
+    parts, far, total = [], None, None
+    for j in range(1, max_split):
+        part = torch.where(j < k, (core + j) % n_cores, core)
+        hops = core_hops(core, part, grid_cols).to(dtype)
+        far = hops if far is None else torch.maximum(far, hops)
+        total = hops if total is None else total + hops
+        parts.append(part)
+    return far, total, parts
+
+
+class FusionTables:
+    """What fusion and splitting need from the workload and the design's choices, once per model."""
+
+    def __init__(self, model) -> None:
+        space, lw, dt, dev = model.space, model.lw, model.dtype, model.device
+        sched = space.design.schedule
+        self.fusion, self.splitting = space.fusion, space.splitting
+        self.hop_cycles = model.hop_cycles
+        L = len(lw.names)
+        self.layer_index = torch.arange(L, device=dev)[:, None]
+        self.fusable = [l for l, ok in enumerate(lw.fusable.tolist()) if ok] if self.fusion else []
+        self.fusable_index = torch.tensor(self.fusable, dtype=torch.long, device=dev)
+        options = space.split_options if self.splitting else [(1, "channels")]
+        self.options = options
+        self.alone = torch.tensor([k == 1 for k, _ in options], device=dev)
+        self.split_k = torch.tensor([float(k) for k, _ in options], dtype=dt, device=dev)
+        self.split_rows = torch.tensor([axis == "rows" for _, axis in options], device=dev)
+        self.max_split = max(k for k, _ in options)
+        later = iter(range(4 if self.fusion else 1, 10**6))
+        self.variant_of = torch.tensor([0 if k == 1 else next(later) for k, _ in options], dtype=torch.int32, device=dev)
+        if self.fusion:
+            tiles = torch.ceil(lw.out_rows[:, None] / torch.tensor(sched.tile_rows, dtype=dt, device=dev)[None, :])
+            self.n_tiles = len(sched.tile_rows)
+            self.tiles = torch.complex(tiles, 1.0 / tiles).reshape(-1)  # T and 1/T per (layer, tile code)
+            in_rows = torch.cat([lw.out_rows[:1], lw.out_rows[:-1]])  # the producer's rows (fusable boundaries)
+            self.halo = (lw.halo_rows / in_rows)[:, None]
+            share_i, share_f, share_o = model.split
+            self.tile_room = (1024.0 * min(share_i, share_o) / 2 / lw.ifmap_bytes)[:, None]  # × sram_kib: room / input bytes
+            weights = torch.where(lw.has_weights, lw.filter_bytes, 0.0)
+            self.before = torch.cumsum(weights, dim=0) - weights  # weights of the layers before each one
+            self.upto = (self.before + weights)[:, None]
+            self.filter_room = 1024.0 * share_f
+        if self.splitting:
+            inputs = model.formulas.inputs("batch")
+            rows = torch.tensor([axis == "rows" for _, axis in options], device=dev)[:, None]
+            _, in_frac, out_frac = split_part(lw, inputs, self.split_k[:, None], rows)
+            part_bytes = inputs["ifmap_bytes"] * in_frac + inputs["ofmap_bytes"] * out_frac  # [options, L]
+            self.part_bytes = part_bytes.t().reshape(-1)  # [L · options]
+            self.noc_bytes = ((self.split_k[:, None] - 1) * part_bytes).t().reshape(-1)
+
+
+def schedule_plan(ft: FusionTables, *, fuse, tile, split, sram_kib, link_bytes_per_cycle, hops) -> dict:
+    """What fusion and splitting change, layer-major ``[L, P]``, from the candidates' codes ``[L, P]``
+    (``fuse`` bool, ``tile``, ``split``: :class:`~codesign.space.Candidates`' fields, transposed).
+
+    ``hops`` is :func:`split_parts`' result for the candidates (with splitting). Returns ``variant``
+    (each layer's block of the batch tables, int32), with fusion ``fused``, ``fused_out``, ``tiles``,
+    ``inv_tiles``; with splitting ``split`` (cores), ``split_cycles``, ``split_byte_hops`` ``[P]``, ``parts``."""
+    out, variant = {}, None
+    take = lambda table, index: table.index_select(0, index.reshape(-1)).view(index.shape)  # noqa: E731  (faster than table[index])
+    if ft.splitting:
+        far, total, parts = hops
+        index = split + ft.layer_index * len(ft.options)
+        out["split_cycles"] = take(ft.noc_bytes, index).mul_((1.0 / link_bytes_per_cycle)).add_(far * (2 * ft.hop_cycles))
+        out["split_byte_hops"] = take(ft.part_bytes, index).mul_(total).sum(dim=0)
+        out.update(split=take(ft.split_k, split), parts=parts)
+        variant = take(ft.variant_of, split)
+    if ft.fusion:
+        want = fuse
+        if ft.splitting:
+            alone = take(ft.alone, split)
+            want = want & alone
+            want[1:] &= alone[:-1]
+        head = ft.layer_index.expand(want.shape).clone()  # first layer of each layer's stack
+        for l in ft.fusable:  # (a step per fusable boundary: faster than a cummax over all layers)
+            torch.where(want[l], head[l - 1], head[l], out=head[l])
+        both = take(ft.tiles, tile.gather(0, head).add_(head * ft.n_tiles))
+        sram = sram_kib[None, :]
+        fits = (both.imag + ft.halo).clamp_(max=1.0) <= sram * ft.tile_room
+        fits &= ft.upto - take(ft.before, head) <= sram * ft.filter_room
+        fused = fits.logical_and_(want)
+        fused_out = torch.zeros_like(fused)
+        fused_out[:-1] = fused[1:]
+        out.update(fused=fused, fused_out=fused_out, tiles=both.real, inv_tiles=both.imag)
+        fused_code = fused_out.to(torch.int32).mul_(2).add_(fused)
+        variant = fused_code if variant is None else variant.add_(fused_code)
+    out["variant"] = variant
     return out
 
 
-def fused_stacks(lw, split_fractions, *, fuse, tile_rows, split, sram_kib) -> tuple[torch.Tensor, torch.Tensor]:
-    """Which boundaries are fused and each layer's tiles per stack, candidate-major ``[P, L]``.
-
-    ``fuse`` (bool) is what the candidates ask for (fusable boundaries only); a boundary next to a
-    split layer, or whose stack does not fit the SRAM (module docstring), is not fused."""
-    P, L = fuse.shape
-    want = fuse
-    if split is not None:
-        alone = split == 1
-        want = want & alone & torch.cat([alone[:, :1], alone[:, :-1]], dim=1)
-    index = torch.arange(L, device=fuse.device)
-    head = torch.cummax(torch.where(want, 0, index), dim=1).values  # first layer of each layer's stack
-    tiles = torch.ceil(lw.out_rows[head] / tile_rows.gather(1, head))
-    in_rows = torch.cat([lw.out_rows[:1], lw.out_rows[:-1]])  # the producer's rows (fusable boundaries)
-    tile_bytes = lw.ifmap_bytes * torch.clamp(1.0 / tiles + lw.halo_rows / in_rows, max=1.0)
-    sram = sram_kib[:, None] * 1024.0
-    share_i, share_f, share_o = split_fractions
-    weights = torch.where(lw.has_weights, lw.filter_bytes, 0.0)
-    before = torch.cumsum(weights, dim=0) - weights  # weights of the layers before each one
-    stack_weights = (before + weights)[None, :] - before[head]
-    fits = (tile_bytes <= sram * min(share_i, share_o) / 2) & (stack_weights <= sram * share_f)
-    return want & fits, tiles
-
-
-def fused_neighbours(fused: torch.Tensor) -> torch.Tensor:
-    """Whether each layer's output boundary is fused ``[P, L]`` (the next layer's input is)."""
-    return torch.cat([fused[:, 1:], torch.zeros_like(fused[:, :1])], dim=1)
-
-
-def stack_timing(lw, fused, tiles, cycles, transfer, latency) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The list schedule's terms of each fused layer, layer-major ``[L, P]`` (``+inf``/``−inf``
-    where the boundary is not fused, which leaves the layer-by-layer schedule as it is).
+def stack_timing(ft: FusionTables, plan: dict, cycles, transfer, latency) -> tuple:
+    """The list schedule's ``stack``: the fusable layers and their terms ``[F, P]`` (``±inf`` where the
+    boundary is not fused, which leaves the layer-by-layer schedule as it is).
 
     Args:
-        fused, tiles: :func:`fused_stacks`' results, layer-major.
+        plan: :func:`schedule_plan`'s result.
         cycles: each layer's cycles ``[L, P]``.
-        transfer: NoC time ``[L, P]`` of each layer's edge from layer ``l − 1`` (0 on one core).
-        latency: its hops × router latency ``[L, P]``.
+        transfer: NoC time ``[F, P]`` of each fusable layer's edge from layer ``l − 1`` (0 on one core).
+        latency: its hops × router latency ``[F, P]``.
 
-    Returns:
-        ``first`` (from the producer's start to the first input tiles' arrival), ``last`` (from
-        the producer's end to this layer's end: its last tile's transfer and one tile) and
-        ``stream`` (from the producer's start: the first tiles, all the bytes over the link, one tile).
+    The terms: ``first`` (from the producer's start to the first input tiles' arrival), ``last``
+    (from the producer's end to this layer's end: its last tile's transfer and one tile) and
+    ``stream`` (from the producer's start: the first tiles, all the bytes over the link, one tile).
     """
-    in_rows = torch.cat([lw.out_rows[:1], lw.out_rows[:-1]])[:, None]
-    ahead = torch.ceil(lw.halo_rows[:, None] * tiles / in_rows)
-    first_share = torch.minimum(1.0 + ahead, tiles) / tiles
-    producer = torch.cat([torch.zeros_like(cycles[:1]), cycles[:-1]]) * first_share
-    tile_transfer = torch.where(transfer > 0, (transfer - latency) / tiles + latency, 0.0)
-    one_tile = cycles / tiles
+    F = ft.fusable_index
+    fused, tiles, inv = (plan[name].index_select(0, F) for name in ("fused", "tiles", "inv_tiles"))
+    share = torch.minimum(1.0 + torch.ceil(ft.halo[F] * tiles), tiles) * inv  # producer tiles before the first output tile
+    producer = cycles.index_select(0, F - 1) * share
+    tile_transfer = (transfer - latency) * inv + latency
+    one_tile = cycles.index_select(0, F) * inv
     inf = torch.tensor(float("inf"), dtype=cycles.dtype, device=cycles.device)
     first = torch.where(fused, producer + tile_transfer, inf)
     last = torch.where(fused, tile_transfer + one_tile, -inf)
     stream = torch.where(fused, producer + transfer + one_tile, -inf)
-    return first, last, stream
-
-
-def split_noc(lw, *, split, in_frac, out_frac, ifmap_bytes, ofmap_bytes, core, n_cores, grid_cols, link_bytes_per_cycle,
-              hop_cycles: float, max_split: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """NoC cycles ``[P, L]`` and byte-hops ``[P]`` of the split layers (0 where not split) and the
-    cores of each layer's parts ``[P, L, max_split]`` (the layer's own core where a part is absent).
-
-    Each part other than the layer's own sends and receives its share: its input
-    (``ifmap · in_frac``) and its output (``ofmap · out_frac``), one after the other over the layer's
-    core's link, plus the farthest part's hops there and back."""
-    j = torch.arange(max_split, device=core.device)
-    present = j < split[..., None]
-    parts = torch.where(present, (core[..., None] + j) % n_cores[:, None, None], core[..., None])
-    hops = core_hops(core[..., None], parts, grid_cols[:, None, None]).to(ifmap_bytes.dtype)
-    part_bytes = ifmap_bytes * in_frac + ofmap_bytes * out_frac
-    cycles = torch.where(split > 1, (split - 1) * part_bytes / link_bytes_per_cycle[:, None]
-                         + 2 * hops.amax(dim=-1) * hop_cycles, 0.0)
-    byte_hops = (part_bytes * hops.sum(dim=-1)).sum(dim=1)
-    return cycles, byte_hops, parts
+    return ft.fusable, first, last, stream

@@ -47,9 +47,8 @@ def list_schedule(
         n_slots: number of core slots (the largest core count in the space).
         pred_lists: the real predecessors of each layer, if the caller has them as lists
             (read from ``preds``/``pred_mask`` otherwise: a host sync on cuda).
-        stack: fused stacks: the fusable layers and :func:`~codesign.model.fusion.stack_timing`'s
-            ``first``, ``last``, ``stream`` ``[L, P]`` (see :func:`list_schedule_lp`).
-        parts: ``[P, L, k]`` cores of each layer's parts when layers are split.
+        stack: fused stacks: :func:`~codesign.model.fusion.stack_timing`'s result (see :func:`list_schedule_lp`).
+        parts: split layers: the cores ``[L, P]`` of each layer's parts after its first (see :func:`list_schedule_lp`).
 
     Returns:
         ``(start, finish)``, each ``[P, L]``.
@@ -60,8 +59,7 @@ def list_schedule(
     in_edges = [[(p, l * J + j) for j, p in enumerate(row)] for l, row in enumerate(pred_lists)]
     # Layer-major: each step reads and writes contiguous rows.
     start, finish = list_schedule_lp(cycles.t().contiguous(), core.t().contiguous(),
-                                     transfer.permute(1, 2, 0).reshape(L * J, P), in_edges, n_slots, stack=stack,
-                                     parts=None if parts is None else parts.permute(1, 0, 2).contiguous())
+                                     transfer.permute(1, 2, 0).reshape(L * J, P), in_edges, n_slots, stack=stack, parts=parts)
     return start.t(), finish.t()
 
 
@@ -92,11 +90,11 @@ def list_schedule_lp(
         out: tensors to write ``start``, ``finish`` (``[L, P]``), the cores' free times
             (``[P, n_slots]``) and a scratch int32 ``[L, P]`` into, instead of new ones.
         stack: ``(fusable, first, last, stream)``: the layers ``l`` whose one input edge, from
-            ``l − 1``, may be fused, and ``[L, P]`` terms (``±inf`` where not fused). Such a layer's
-            input arrives at ``min(finish[l−1] + transfer, start[l−1] + first[l])`` (its first
-            tiles), and it ends no earlier than ``finish[l−1] + last[l]`` nor ``start[l−1] + stream[l]``.
-        parts: ``[L, P, k]`` long: the cores of each layer's parts (a split layer waits for all of
-            them and holds them all until it ends).
+            ``l − 1``, may be fused, and their terms ``[F, P]`` (``±inf`` where not fused). Such a
+            layer's input arrives at ``min(finish[l−1] + transfer, start[l−1] + first)`` (its first
+            tiles), and it ends no earlier than ``finish[l−1] + last`` nor ``start[l−1] + stream``.
+        parts: a list of ``[L, P]`` long: the cores of each layer's parts after its first (its own
+            core where absent); a split layer waits for all of them and holds them until it ends.
 
     Returns:
         ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
@@ -116,18 +114,23 @@ def list_schedule_lp(
     # gather along dim 1) and written with scatter.
     torch.add(core, (torch.arange(P, dtype=torch.int32, device=core.device) * n_slots)[None, :], out=slot)
     free = core_free.view(-1)
-    fused = set(stack[0]) if stack is not None else ()
+    fused = {l: i for i, l in enumerate(stack[0])} if stack is not None else {}
+    if parts is not None:  # every core of a layer: flat slots [L, (J + 1)·P] to read, cores [L, P, J + 1] to write
+        cores = torch.stack([core.long(), *parts], dim=1)  # [L, J + 1, P]
+        part_slots = (cores + torch.arange(P, dtype=torch.long, device=core.device) * n_slots).view(L, -1)
+        part_cores = cores.permute(0, 2, 1).contiguous()
     for l in range(L):
         ready = start[l]
         if parts is None:
             torch.index_select(free, 0, slot[l], out=ready)
         else:
-            torch.amax(core_free.gather(1, parts[l]), dim=1, out=ready)
-        if l in fused:
+            torch.amax(free.index_select(0, part_slots[l]).view(-1, P), dim=0, out=ready)
+        i = fused.get(l)
+        if i is not None:
             (p, e), = in_edges[l]
-            torch.maximum(ready, torch.minimum(finish[p] + transfer[e], start[p] + stack[1][l]), out=ready)
+            torch.maximum(ready, torch.minimum(finish[p] + transfer[e], start[p] + stack[1][i]), out=ready)
             torch.add(ready, cycles[l], out=finish[l])
-            torch.maximum(finish[l], torch.maximum(finish[p] + stack[2][l], start[p] + stack[3][l]), out=finish[l])
+            torch.maximum(finish[l], torch.maximum(finish[p] + stack[2][i], start[p] + stack[3][i]), out=finish[l])
         else:
             for p, e in in_edges[l]:  # max is exact: the order of the inputs does not matter
                 torch.maximum(ready, finish[p] + transfer[e], out=ready)
@@ -135,7 +138,7 @@ def list_schedule_lp(
         if parts is None:
             core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
         else:
-            core_free.scatter_(1, parts[l], finish[l].view(P, 1).expand(parts[l].shape))
+            core_free.scatter_(1, part_cores[l], finish[l].view(P, 1).expand(P, part_cores.shape[2]))
     return start, finish
 
 
@@ -145,14 +148,15 @@ def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, sta
     L, P = cycles.shape
     core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
     starts, finishes = [], []
-    fused = set(stack[0]) if stack is not None else ()
+    fused = {l: i for i, l in enumerate(stack[0])} if stack is not None else {}
     for l in range(L):
-        c = core[l].view(P, 1) if parts is None else parts[l]
+        c = core[l].view(P, 1) if parts is None else torch.stack([core[l]] + [part[l] for part in parts], dim=1)
         ready = core_free.gather(1, c).amax(dim=1)
-        if l in fused:
+        i = fused.get(l)
+        if i is not None:
             (p, e), = in_edges[l]
-            ready = torch.maximum(ready, torch.minimum(finishes[p] + transfer[e], starts[p] + stack[1][l]))
-            finish = torch.maximum(ready + cycles[l], torch.maximum(finishes[p] + stack[2][l], starts[p] + stack[3][l]))
+            ready = torch.maximum(ready, torch.minimum(finishes[p] + transfer[e], starts[p] + stack[1][i]))
+            finish = torch.maximum(ready + cycles[l], torch.maximum(finishes[p] + stack[2][i], starts[p] + stack[3][i]))
         else:
             for p, e in in_edges[l]:
                 ready = torch.maximum(ready, finishes[p] + transfer[e])

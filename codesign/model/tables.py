@@ -17,7 +17,7 @@ import torch
 from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.knobs import knob_names
-from codesign.model.fusion import split_part
+from codesign.model.fusion import layer_variants, split_part
 from codesign.model.layer_costs import PJ
 
 #: Tabulated knobs that set the bytes per cycle (``Bw``) and the grid (``G``); every other
@@ -30,17 +30,6 @@ CORE_FIELDS = tuple(name for name in knob_names(tabulated=True) if name not in B
 #: design with more combinations of array, SRAM, bandwidth, clock, node, dataflow and grid is
 #: evaluated directly.
 TABLE_MAX_ENTRIES = 1 << 25
-
-
-def layer_variants(space) -> list[dict]:
-    """The ways a layer can run layer by layer, each a block of the ``batch`` tables: without
-    fusion or splitting, one; with fusion, its input and output boundary fused or not (index
-    ``fused_in + 2·fused_out``); with splitting, times each split count and axis of the design
-    (``+ 4·(split index · axes + axis index)`` with fusion, ``+ split index · axes + axis index`` without)."""
-    sched = space.design.schedule
-    fusion = [(False, False), (True, False), (False, True), (True, True)] if space.fusion else [(None, None)]
-    splits = [(float(k), axis == "rows") for k in sched.split for axis in sched.split_axis] if space.splitting else [(None, None)]
-    return [dict(fused_in=fi, fused_out=fo, split=k, rows=rows) for k, rows in splits for fi, fo in fusion]
 
 
 def build_tables(model, edge_bytes: torch.Tensor) -> dict | None:

@@ -21,9 +21,9 @@ import torch
 
 from codesign.knobs import knob_names
 from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
-from codesign.model.fusion import schedule_plan, stack_timing
+from codesign.model.fusion import layer_variants, schedule_plan, split_parts, stack_timing
 from codesign.model.schedule import list_schedule_lp
-from codesign.model.tables import CORE_FIELDS, build_tables, layer_variants
+from codesign.model.tables import CORE_FIELDS, build_tables
 from codesign.vocab import dataflow_code
 
 #: Hardware fields whose choices index the tables (the registry's tabulated knobs).
@@ -50,7 +50,7 @@ class Coded:
     dram_gbps: torch.Tensor
     noc_link_gbps: torch.Tensor
     clock_ghz: torch.Tensor
-    # fusion and splitting: Candidates' fuse, tile_rows, split, split_rows [P, L] and the grid [P] (None without)
+    # fusion and splitting: the codes fuse, tile, split layer-major [L, P] (None without)
     schedule: SimpleNamespace | None = None
 
 
@@ -93,10 +93,21 @@ class TabulatedPath:
             e += len(preds)
         self.node_col = next((i for i, k in enumerate(space.knobs) if k.name == "hw.node"), None)
         self.row_decoding = self._row_decoding_tables()
-        # Fusion and splitting: the layer variants of the batch tables, each fusable layer's edge from l − 1.
+        # Fusion and splitting: the layer variants of the batch tables, each fusable layer's edge from l − 1,
+        # and the splits' hops per (grid, core, split option): 2·(farthest part's hops) + i·(all parts' hops),
+        # and the cores of the parts after the first.
         self.n_variants = len(layer_variants(space))
-        self.fused_edge = torch.tensor([self.in_edges[l][0][1] if l in model.fusable_layers else 0 for l in range(len(self.lw.names))],
-                                       dtype=torch.long, device=self.device)
+        ft = model.fusion_tables
+        if ft is not None and ft.fusion:
+            self.fused_edge = torch.tensor([self.in_edges[l][0][1] for l in ft.fusable], dtype=torch.long, device=self.device)
+        if ft is not None and ft.splitting:
+            grids = torch.tensor([(r, c) for r in hw.grid_rows for c in hw.grid_cols], dtype=torch.long, device=self.device)
+            core = torch.arange(self.n_slots, device=self.device)[None, :, None]
+            far, total, parts = split_parts(core, ft.split_k[None, None, :], (grids[:, 0] * grids[:, 1])[:, None, None],
+                                            grids[:, 1, None, None], ft.max_split, self.dtype)
+            self.split_hops = torch.complex(far, total).reshape(-1)
+            self.split_cores = [part.reshape(-1) for part in parts]
+
 
     def ready(self) -> bool:
         """Whether the design's tables exist (built on the first call; ``False`` when too big)."""
@@ -144,8 +155,9 @@ class TabulatedPath:
 
     @staticmethod
     def _schedule_of(c) -> dict | None:
-        names = ("fuse", "tile_rows", "split", "split_rows")
-        return None if c.fuse is None and c.split is None else {name: getattr(c, name) for name in names}
+        """The fusion and split codes of candidates ``c``, layer-major (``None`` without)."""
+        names = ("fuse", "tile", "split")
+        return None if c.fuse is None and c.split is None else {name: None if getattr(c, name) is None else getattr(c, name).t() for name in names}
 
     def codes_from_values(self, c) -> Coded | None:
         """Table codes of ``c``'s hardware values, or ``None`` when one is off the design's choices or requires grad."""
@@ -181,9 +193,7 @@ class TabulatedPath:
         core = core_pl.t().contiguous() if core_lp is None else core_lp
         core_long = self.scratch("core_long", tuple(core.shape), torch.long).copy_(core)
         if schedule is not None:
-            grid_of = lambda name: self.choice_values[name].index_select(0, code[name].long())  # noqa: E731
-            schedule = SimpleNamespace(**{name: schedule.get(name) for name in ("fuse", "tile_rows", "split", "split_rows")},
-                                       grid_rows=grid_of("grid_rows"), grid_cols=grid_of("grid_cols"))
+            schedule = SimpleNamespace(**{name: schedule.get(name) for name in ("fuse", "tile", "split")})
         return Coded(schedule=schedule, hw=hw_code.to(torch.int32), bw=bw.to(torch.int32), grid=grid.to(torch.int32), node=node.to(torch.long),
                      dataflow=dataflow_pl.t().contiguous() if dataflow_lp is None else dataflow_lp, core=core, core_long=core_long,
                      dataflow_pl=dataflow_pl, core_pl=core_pl, pipelined=pipelined,
@@ -200,7 +210,10 @@ class TabulatedPath:
         # transposed: a transposing copy that also converts is twice as slow): per-layer columns are
         # read from both, for the two layouts the tabulated path uses.
         rows32 = buf("rows", (P, D), torch.int32).copy_(rows)
-        columns = buf("columns", (D, P), torch.int32).copy_(rows32.t())
+        # (a last row of zeros: the code of a schedule knob a layer does not have)
+        columns = buf("columns", (D + 1, P), torch.int32)
+        columns[:D].copy_(rows32.t())
+        columns[D].zero_()
         zero = torch.zeros(P, dtype=torch.int32, device=self.device)
         code = {name: zero if col is None else columns[col] for name, col in self.hw_cols.items()}
         node = zero if self.node_col is None else columns[self.node_col]
@@ -229,7 +242,7 @@ class TabulatedPath:
         else:
             core_pl, core = zero[:, None].expand(P, L), None
         pipelined = d["pipelined"][0].expand(P) if d["mode_col"] is None else d["pipelined"].index_select(0, columns[d["mode_col"]])
-        schedule = self.space._fusion_fields(rows32, P, L, self.dtype) or None
+        schedule = self._schedule_codes(columns, L, P)
         return self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core,
                           schedule=schedule)
 
@@ -377,36 +390,45 @@ class TabulatedPath:
         return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
 
     # --- fusion and splitting -------------------------------------------------------------------------
+    def _schedule_codes(self, columns: torch.Tensor, L: int, P: int) -> dict | None:
+        """The fusion and split codes ``[L, P]`` read from the rows' columns (``columns[D]`` is zeros),
+        as :meth:`DesignSpace._fusion_fields` reads them."""
+        space, out = self.space, {}
+        D = columns.shape[0] - 1
+        read = lambda cols: columns.index_select(0, torch.tensor([c if c >= 0 else D for c in cols], device=self.device))  # noqa: E731
+        if space.fusion:
+            fusable = space.lowered.fusable.to(self.device)[:, None]
+            out["fuse"] = fusable.expand(L, P) if space.design.schedule.fusion == "all" else (read(space.fuse_col) != 0) & fusable
+            out["tile"] = read(space.tile_col)
+        if space.splitting:
+            out["split"] = read(space.split_col) * len(space.design.schedule.split_axis) + read(space.axis_col)
+        return out or None
+
     def _plan(self, k: Coded) -> tuple[dict, torch.Tensor | None]:
-        """The fusion/split plan of the population (:func:`~codesign.model.fusion.schedule_plan`, the
+        """The fusion/split plan of the population (:func:`~codesign.model.fusion.schedule_plan`, as the
         direct path's) and each layer's variant of the batch tables ``[L, P]`` int32 (``None`` without)."""
         if k.schedule is None:
             return {}, None
-        s = k.schedule
-        view = SimpleNamespace(fuse=s.fuse, tile_rows=s.tile_rows, split=s.split, split_rows=s.split_rows, pipelined=k.pipelined,
-                               sram_kib=k.sram_kib, core=k.core_pl.long(), grid_rows=s.grid_rows, grid_cols=s.grid_cols,
-                               noc_link_gbps=k.noc_link_gbps, clock_ghz=k.clock_ghz)
-        plan = schedule_plan(self.model, view)
-        variant = torch.zeros(k.core_pl.shape, dtype=torch.int32, device=self.device)
-        if "fused" in plan:
-            variant += plan["fused"] + 2 * plan["fused_out"]
-        if "split" in plan:
-            sched = self.space.design.schedule
-            code = sum(i * (plan["split"] == value) for i, value in enumerate(sched.split)) * len(sched.split_axis)
-            if "rows" in sched.split_axis and len(sched.split_axis) > 1:
-                code = code + plan["split_rows"] * sched.split_axis.index("rows") + ~plan["split_rows"] * sched.split_axis.index("channels")
-            variant += code * (4 if "fused" in plan else 1)
-        return plan, variant.t().contiguous()
+        s, ft = k.schedule, self.model.fusion_tables
+        L, P = k.core.shape
+        hops = None
+        if ft.splitting:
+            index = ((k.grid.long() * self.n_slots)[None, :] + k.core).mul_(len(ft.options)).add_(s.split).view(-1)
+            both = self.split_hops.index_select(0, index).view(L, P)
+            hops = (both.real, both.imag, [cores.index_select(0, index).view(L, P) for cores in self.split_cores])
+        plan = schedule_plan(ft, fuse=s.fuse, tile=s.tile, split=s.split, sram_kib=k.sram_kib,
+                             link_bytes_per_cycle=(k.noc_link_gbps / k.clock_ghz)[None, :], hops=hops)
+        return plan, plan["variant"]
 
     def _fused_schedule(self, plan: dict, total: torch.Tensor, transfer: torch.Tensor, latency: torch.Tensor):
         """Adds the split layers' NoC time to ``total`` ``[L, P]``; the list schedule's ``stack`` and ``parts``."""
         stack = parts = None
         if "split" in plan:
-            total.add_(plan["split_cycles"].t())
-            parts = plan["parts"].permute(1, 0, 2).contiguous()
+            total.add_(plan["split_cycles"])
+            parts = plan["parts"]
         if "fused" in plan:
-            stack = (self.model.fusable_layers, *stack_timing(self.lw, plan["fused"].t(), plan["tiles"].t(), total,
-                                                              transfer.index_select(0, self.fused_edge), latency.index_select(0, self.fused_edge)))
+            stack = stack_timing(self.model.fusion_tables, plan, total, transfer.index_select(0, self.fused_edge),
+                                 latency.index_select(0, self.fused_edge))
         return stack, parts
 
     def _pipelined(self, k: Coded, schedule: tuple, dram_bytes_per_cycle, e_hop):
