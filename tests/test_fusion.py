@@ -160,3 +160,20 @@ def test_search_finds_the_best_fusion_partition_and_tile_height():
     study = optuna.create_study(directions=["minimize"])
     run_search(space, evaluator, study, n_trials=320, seed=0, say=lambda _: None)
     assert min(t.values[0] for t in study.trials if t.values) == pytest.approx(best, rel=0, abs=0)
+
+
+def test_schedule_table_and_gantt_mark_fused_stacks_and_split_layers(tmp_path):
+    from codesign.plots import plot_gantt
+    from codesign.runs.evaluate import layer_schedule
+
+    space = make_space(hardware={"grid_rows": 2, "grid_cols": 2, "sram_kib": 1024},
+                       schedule={"fusion": "all", "tile_rows": 4, "split": [1, 2], "mapping": "round_robin"})
+    evaluator = Evaluator(space)
+    row = torch.zeros((1, space.dimension), dtype=torch.long)
+    row[0, columns(space, "sched.split.")[0]] = 1  # the first layer over two cores
+    table = layer_schedule(space, evaluator, row)
+    assert {"stack", "tiles", "split", "parts"} <= set(table.columns)
+    assert table["split"].iloc[0] == 2 and len(table["parts"].iloc[0].split(",")) == 2
+    stacked = table[table["stack"] != ""]
+    assert len(stacked) >= 2 and (stacked["tiles"] > 1).all()
+    assert plot_gantt(table, tmp_path / "gantt.png").stat().st_size > 0

@@ -281,7 +281,10 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
 
     Every layer's name is given in full, never cut: in its bar when the bar is wide enough,
     else the bar carries a number and the key under the chart gives the number's layer, core
-    and start time. The makespan is marked.
+    and start time. The makespan is marked. With a ``stack`` column (fused stacks,
+    :func:`~codesign.runs.evaluate.layer_schedule`) a fused layer's bar is outlined and cut into its
+    ``tiles`` (evenly over its span); with ``parts`` (split layers: their cores, ``"4,5"``) a split
+    layer is drawn, hatched, on every core it runs on.
     """
     path = check_path(path)
     cols = ["layer", "core", "start_s", "end_s", "dataflow"]
@@ -306,8 +309,14 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
     if not (np.isfinite(core_f).all() and (core_f == np.round(core_f)).all()):
         raise ValueError("schedule: core must hold integers")
     core = core_f.astype(int)
+    if "parts" in schedule.columns:  # a split layer's other cores: hatched copies of its bar
+        extra = [(i, int(c)) for i, parts in enumerate(schedule["parts"].astype(str)) for c in parts.split(",")[1:] if c]
+        copies = np.array([i for i, _ in extra], dtype=int)
+        part_core, part_start, part_end = np.array([c for _, c in extra], dtype=int), start[copies], end[copies]
+    else:
+        copies = part_core = np.zeros(0, dtype=int)
 
-    cores = sorted(set(core.tolist()))
+    cores = sorted(set(core.tolist()) | set(part_core.tolist()))
     row = {c: i for i, c in enumerate(cores)}
     t0 = min(0.0, float(start.min()))
     makespan = float(end.max())
@@ -316,8 +325,20 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
     with closing_on_error(fig):
         ys = np.array([row[c] for c in core])
         flows = schedule["dataflow"].astype(str).str.lower().to_numpy()
+        stack = schedule["stack"].astype(str).to_numpy() if "stack" in schedule.columns else np.full(len(schedule), "")
+        fused = stack != ""
         ax.barh(ys, (end - start) * factor, left=start * factor, height=0.62,
-                color=[dataflow_color(f) for f in flows], edgecolor="white", linewidth=0.6)
+                color=[dataflow_color(f) for f in flows], edgecolor=np.where(fused, "black", "white"),
+                linewidth=np.where(fused, 1.0, 0.6))
+        if len(copies):
+            ax.barh([row[c] for c in part_core], (part_end - part_start) * factor, left=part_start * factor, height=0.62,
+                    color=[dataflow_color(flows[i]) for i in copies], alpha=0.55, hatch="///", edgecolor="white", linewidth=0.6)
+        if fused.any():  # tile boundaries inside each fused layer's bar
+            tiles = schedule["tiles"].to_numpy(dtype=float) if "tiles" in schedule.columns else np.ones(len(schedule))
+            for i in np.flatnonzero(fused):
+                n = int(min(tiles[i], 64))
+                xs = (start[i] + (end[i] - start[i]) * np.arange(1, n) / n) * factor
+                ax.vlines(xs, ys[i] - 0.31, ys[i] + 0.31, colors="white", linewidth=0.4)
         ax.set_xlim(t0 * factor, makespan * factor * 1.02 if makespan > t0 else 1.0)
         ax.set_ylim(len(cores) - 0.5, -0.5)
         fig.canvas.draw()  # fixes the layout so that bar widths in points are known
@@ -339,8 +360,12 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
         ax.set_xlabel(label)
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_axisbelow(True)
-        ax.legend(handles=_dataflow_handles(flows), loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                  fontsize=8, frameon=False)
+        handles = _dataflow_handles(flows)
+        if fused.any():
+            handles.append(Patch(facecolor="lightgrey", edgecolor="black", label="fused stack (tiles)"))
+        if len(copies):
+            handles.append(Patch(facecolor="lightgrey", hatch="///", edgecolor="white", label="split layer's part"))
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
         if title is None:
             title = f"Schedule: {len(schedule)} layers on {len(cores)} cores"
         ax.set_title(title, fontsize=10, pad=14)

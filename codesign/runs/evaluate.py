@@ -74,11 +74,14 @@ def fixed_design(path: str | Path, settings: list[str] = ()) -> Design:
 def layer_schedule(space: DesignSpace, evaluator: Evaluator, row: torch.Tensor) -> pd.DataFrame:
     """One design's per-layer schedule (``row``: its integer row ``[1, D]``): core, dataflow,
     start and end, compute, stall and vector cycles, DRAM bytes and the layer's own energy
-    (MACs, vector work, SRAM and DRAM; layer by layer, NoC transfers not included)."""
+    (MACs, vector work, SRAM and DRAM; layer by layer, NoC transfers not included). With fusion,
+    ``stack`` numbers the fused stacks (empty for a layer in none) and ``tiles`` gives a stack's
+    tiles; with splitting, ``split`` the cores a layer runs on and ``parts`` which."""
     model = evaluator.model
     candidates = space.decode(row.to(model.device), dtype=model.dtype)
     detail = model.evaluate(candidates, rows=row.to(model.device), detail=True).layers
-    energy = model.layer_costs(candidates, "batch").energy_j
+    plan = model.schedule_plan(candidates)
+    energy = model.layer_costs(candidates, "batch", plan=plan).energy_j
     names = space.lowered.names
     layers = [space.workload.nodes[n]["layer"] for n in names]
     frame = pd.DataFrame({
@@ -97,7 +100,29 @@ def layer_schedule(space: DesignSpace, evaluator: Evaluator, row: torch.Tensor) 
         frame.insert(frame.columns.get_loc("stall_cycles"), "vector_cycles", detail["vector_cycles"][0].tolist())
     frame["dram_bytes"] = detail["dram_bytes"][0].tolist()
     frame["energy_j"] = energy[0].tolist()
+    if "fused" in plan:
+        fused_in, fused_out = plan["fused"][:, 0].tolist(), plan["fused_out"][:, 0].tolist()
+        stacks, number = [], 0
+        for into, out in zip(fused_in, fused_out):
+            number += out and not into  # a stack's first layer
+            stacks.append(str(number) if into or out else "")
+        frame["stack"] = stacks
+        frame["tiles"] = [int(t) if s else 1 for t, s in zip(detail["tiles"][0].tolist(), stacks)]
+    if "split" in plan:
+        frame["split"] = [int(k) for k in plan["split"][:, 0].tolist()]
+        cores = torch.stack([candidates.core[0], *(part[:, 0] for part in plan["parts"])], dim=1).tolist()
+        frame["parts"] = [",".join(str(c) for c in dict.fromkeys(row)) for row in cores]
     return frame
+
+
+def _fusion_settings(space: DesignSpace) -> dict:
+    """The design's fusion and split settings, when it fuses or splits layers (nothing otherwise)."""
+    sched, out = space.design.schedule, {}
+    if space.fusion:
+        out.update(fusion=sched.fusion, tile_rows=sched.tile_rows[0])
+    if space.splitting:
+        out.update(split=sched.split[0], split_axis=sched.split_axis[0])
+    return out
 
 
 def evaluate_design(path: str | Path, settings: list[str] = (), *, device: str = "cpu") -> dict[str, Any]:
@@ -113,7 +138,8 @@ def evaluate_design(path: str | Path, settings: list[str] = (), *, device: str =
         "design": design.source,
         "workload": design.workload.network,
         "hardware": hardware,
-        "schedule": {"dataflow": design.schedule.dataflow[0], "mode": design.schedule.mode[0], "mapping": design.schedule.mapping},
+        "schedule": {"dataflow": design.schedule.dataflow[0], "mode": design.schedule.mode[0], "mapping": design.schedule.mapping,
+                     **_fusion_settings(space)},
         "metrics": {name: float(v) for name, v in zip(evaluator.metric_names, values[0].tolist())},
         "failed": errors[0],
         "layers": schedule.to_dict(orient="records"),
