@@ -65,6 +65,8 @@ HARDWARE_KNOBS: tuple[HardwareKnob, ...] = (
     HardwareKnob("node", str, ("7nm",), "technology node", allowed=tuple(TECH_NODES), tensor="index", tabulated=False),
     HardwareKnob("vector_lanes", int, (16,), "lanes of every core's vector unit: elementwise, activation, normalisation, "
                  "softmax and pooling operations per cycle", relaxable=True, whole=True),
+    HardwareKnob("dram_gib", float, (16.0,), "DRAM capacity of the chip, GiB: an LLM's weights and KV cache must fit "
+                 "(the dram_use metric)", tabulated=False),
 )
 
 

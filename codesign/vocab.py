@@ -10,6 +10,18 @@ from __future__ import annotations
 #: Metrics the built-in model reports; every one of them is minimised (SI units in the names).
 METRICS = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w")
 
+#: Metrics of an LLM workload (``codesign.model.llm``), besides :data:`METRICS`: time to first token,
+#: time per output token, tokens per second, energy per output token, the bytes of the weights and of
+#: the KV cache, and DRAM use (weights + KV cache over ``hardware.dram_gib``; above 1 does not fit).
+#: All are minimised or bounded above like the others, except ``tokens_per_s`` (reported; minimise ``tpot_s``).
+LLM_METRICS = ("ttft_s", "tpot_s", "tokens_per_s", "energy_per_token_j", "weight_bytes", "kv_cache_bytes", "dram_use")
+
+#: Phases of LLM inference: the prompt, one decode step, or a request (prefill + output tokens).
+PHASES = ("prefill", "decode", "serve")
+
+#: Where an LLM's KV cache lives during decode: DRAM (read every step), or SRAM when it fits.
+KV_HOMES = ("dram", "sram")
+
 #: Systolic dataflows: weight-, output- and input-stationary (SCALE-Sim's ``ws``/``os``/``is``).
 #: Their codes 0, 1, 2 are what the model's ``[P, L]`` dataflow tensors hold.
 DATAFLOWS = ("ws", "os", "is")

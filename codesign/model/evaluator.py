@@ -22,7 +22,7 @@ import torch
 
 from codesign.design import Design
 from codesign.errors import ArgumentError, DesignError, PluginError
-from codesign.model.analytical import AnalyticalModel
+from codesign.model.llm import model_of
 from codesign.model.plugins import CostModel, load_plugins
 from codesign.space import Candidates, DesignSpace, take
 
@@ -82,7 +82,7 @@ class Evaluator:
 
     def __init__(self, space: DesignSpace, plugins: list[CostModel] = (), *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> None:
         self.space = space
-        self.model = AnalyticalModel(space, device=device, dtype=dtype)
+        self.model = model_of(space, device=device, dtype=dtype)  # the analytical model (with the LLM metrics for an LLM)
         self.plugins = list(plugins)
         self.device, self.dtype = self.model.device, dtype
 

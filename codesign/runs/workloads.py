@@ -49,8 +49,20 @@ def workload_description(workload: Workload) -> dict[str, Any]:
         "n_mac_layers": sum(entry["op"] != "vector" for entry in layers),
         "n_vector_layers": sum(entry["op"] == "vector" for entry in layers),
         "skipped": list(workload.graph.get("skipped", [])),
+        **_llm_entry(workload),
         "layers": layers,
     }
+
+
+def _llm_entry(workload: Workload) -> dict[str, Any]:
+    """An LLM phase's totals: every parameter's bytes as ``weight_bytes`` (not the weight layers', which
+    count a decode step's KV cache read as a weight operand), the KV cache and the phase settings."""
+    info = workload.graph.get("llm")
+    if info is None:
+        return {}
+    keys = ("phase", "prompt_tokens", "context", "output_tokens", "kv_home", "weight_bytes", "kv_cache_bytes",
+            "expected_experts", "touched_experts")
+    return {**{key: info[key] for key in keys}, "config": dict(info["config"])}
 
 
 def layers_frame(description: dict[str, Any]) -> pd.DataFrame:
@@ -63,6 +75,7 @@ def summary_lines(description: dict[str, Any]) -> list[str]:
     """The totals as ``key: value`` lines (the head of ``--format table``)."""
     keys = ("network", "source", "batch", "precision_bytes", "total_macs", "weight_bytes", "vector_ops", "n_layers",
             "n_mac_layers", "n_vector_layers")
+    keys += tuple(key for key in ("phase", "context", "kv_cache_bytes") if key in description)
     lines = [f"{key}: {description[key]}" for key in keys]
     for skipped in description["skipped"]:
         lines.append(f"skipped: {skipped['node']} ({skipped['op']})")

@@ -9,7 +9,9 @@ A network is named by a spec string:
   module's file may set ``INPUT_SHAPE`` (one sample's shape) and ``INPUT_DTYPE`` (``"int64"`` for
   token ids);
 * ``path/to/model.onnx``: an ONNX file;
-* ``path/to/topology.csv``: a SCALE-Sim topology.
+* ``path/to/topology.csv``: a SCALE-Sim topology;
+* ``path/to/config.json`` or a published model's name (``llama3_8b``, ...): an LLM's Hugging Face
+  config, one inference phase (:mod:`codesign.workload.hf_config`; ``params`` are the phase settings).
 
 Relative paths are resolved against ``base`` (a design file's folder). PyTorch and ONNX networks
 are read into one operator graph and lowered by one pass (:mod:`codesign.workload.lowering`), so a
@@ -23,12 +25,13 @@ import copy
 from pathlib import Path
 
 from codesign.workload import zoo
+from codesign.workload.hf_config import is_config_spec
 from codesign.workload.graph import Workload
 from codesign.vocab import UNSUPPORTED
 from codesign.workload.lowering import lower
 from codesign.workload.opgraph import WorkloadError
 
-SOURCE_KINDS = ("zoo", "torch", "torchvision", "onnx", "scalesim")
+SOURCE_KINDS = ("zoo", "torch", "torchvision", "onnx", "scalesim", "llm")
 _CACHE: dict[tuple, Workload] = {}
 _CACHE_SIZE = 16
 
@@ -47,6 +50,8 @@ def source_kind(spec: str) -> str:
         return "onnx"
     if lowered.endswith(".csv"):
         return "scalesim"
+    if is_config_spec(spec):
+        return "llm"
     if ":" in spec:
         return "torch"
     if spec in zoo.ZOO:
@@ -73,7 +78,7 @@ def _freeze(value):
 def _stamp(spec: str, kind: str, base) -> tuple:
     """What a cached import depends on besides the arguments: the file and its modification time."""
     text = spec.partition(":")[0] if kind == "torch" else spec
-    if kind in ("onnx", "scalesim") or text.endswith(".py"):
+    if kind in ("onnx", "scalesim") or text.endswith((".py", ".json")):
         path = _path(text, base)
         try:
             return str(path.resolve()), path.stat().st_mtime
@@ -129,6 +134,15 @@ def _build(spec, kind, batch, precision_bytes, params, shape, unsupported, base)
             return zoo.build_workload(spec, batch=batch, precision_bytes=precision_bytes, **params)
         except ValueError as exc:
             raise WorkloadError(f"{where}: {exc}") from None
+    if kind == "llm":
+        from codesign.workload.hf_config import read_config
+        from codesign.workload.llm_phases import llm_workload
+
+        if shape is not None:
+            raise WorkloadError(f"{where}: an LLM's shapes come from its config; input_shape does not apply (use params)")
+        # batch and precision may come with the phase settings too (`codesign workload --param batch=8`)
+        batch, precision_bytes = params.pop("batch", batch), params.pop("precision_bytes", precision_bytes)
+        return llm_workload(read_config(spec, base), batch=batch, precision_bytes=precision_bytes, **params)
     if kind == "scalesim":
         from codesign.workload.scalesim import read_topology
 

@@ -1,0 +1,131 @@
+"""LLM metrics of the model: the roofline laws as property tests, and how serve combines its phases.
+
+Laws (the issue's): ``tpot_s ≥ bytes a decode step reads ÷ DRAM bandwidth``; ``tpot_s ≥ MACs ÷
+(PEs × clock)``; a long prefill is compute-bound; more batch never lowers the tokens per second of a
+bandwidth-bound decode. Candidates are any rows of a design space over the array, SRAM, cores,
+bandwidth, clock and dataflow (hypothesis draws them).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codesign.design import parse_design
+from codesign.model.evaluator import build_evaluator
+from codesign.workload.hf_config import parse_config
+
+#: A small llama-shaped model (GQA 8:2), so that a population evaluates in milliseconds.
+SMALL = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4,
+         "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 4096}
+HARDWARE = {"pe_rows": [8, 32, 128], "pe_cols": [8, 32, 128], "sram_kib": [64, 512, 4096], "grid_rows": [1, 2],
+            "grid_cols": [1, 2], "dram_gbps": [12.8, 102.4, 819.2], "clock_ghz": [0.5, 1.0], "dram_gib": [0.001, 1.0]}
+
+
+@functools.lru_cache(maxsize=None)
+def _evaluator(folder: str, phase: str, batch: int = 1, context: int = 256, prompt: int = 128, output: int = 16):
+    path = f"{folder}/small.json"
+    with open(path, "w") as f:
+        json.dump(SMALL, f)
+    raw = {"workload": {"network": path, "batch": batch, "precision_bytes": 2,
+                        "params": {"phase": phase, "context": context, "prompt_tokens": prompt, "output_tokens": output}},
+           "hardware": HARDWARE, "schedule": {"dataflow": ["ws", "os", "is"], "granularity": "network"},
+           "objectives": {"minimize": ["tpot_s", "cost_usd"]}, "constraints": {"dram_use": 1.0}}
+    return build_evaluator(parse_design(raw))
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("llm"))
+
+
+def _rows(space, draw_codes) -> torch.Tensor:
+    return torch.tensor([[code % (len(k.choices) if k.choices else k.high + 1) for k, code in zip(space.knobs, codes)]
+                         for codes in draw_codes], dtype=torch.long)
+
+
+def _values(space, evaluator, rows):
+    values, errors = evaluator.evaluate_rows(rows)
+    assert errors == [None] * len(rows)
+    hw = {name: space._hw_values(rows, name, torch.float64) for name in ("pe_rows", "pe_cols", "grid_rows", "grid_cols",
+                                                                          "dram_gbps", "clock_ghz", "dram_gib", "sram_kib")}
+    return {n: torch.as_tensor(values[:, i]) for i, n in enumerate(evaluator.metric_names)}, hw
+
+
+CODES = st.lists(st.lists(st.integers(0, 1000), min_size=16, max_size=16), min_size=1, max_size=24)
+FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@FAST
+@given(codes=CODES)
+def test_decode_obeys_both_rooflines(folder, codes):
+    space, evaluator = _evaluator(folder, "decode", batch=4)
+    rows = _rows(space, codes)
+    m, hw = _values(space, evaluator, rows)
+    layers = space.workload.layers
+    # Bytes a step must read: every weight layer's operand (the blocks' and LM head's weights, the KV cache).
+    step_bytes = sum(layer.filter_elems * layer.precision_bytes for layer in layers if layer.has_weights)
+    cfg = parse_config(SMALL, "small")
+    assert step_bytes == 2 * (4 * (256 * 256 * 2 + 2 * 256 * 64 + 3 * 256 * 768) + 4096 * 256) + space.workload.graph["llm"]["kv_cache_bytes"]
+    assert space.workload.graph["llm"]["kv_cache_bytes"] == 2 * cfg.layers * 2 * 32 * 256 * 4 * 2
+    assert (m["tpot_s"] >= step_bytes / (hw["dram_gbps"] * 1e9) * (1 - 1e-12)).all()
+    pes = hw["pe_rows"] * hw["pe_cols"] * hw["grid_rows"] * hw["grid_cols"]
+    assert (m["tpot_s"] >= space.workload.total_macs / (pes * hw["clock_ghz"] * 1e9) * (1 - 1e-12)).all()
+    assert torch.allclose(m["tokens_per_s"], 4 / m["tpot_s"]) and torch.allclose(m["ttft_s"], m["tpot_s"])
+    assert torch.allclose(m["energy_per_token_j"], m["energy_j"] / 4)
+
+
+@FAST
+@given(codes=CODES)
+def test_long_prefill_is_compute_bound(folder, codes):
+    """At 2048 prompt tokens the weights are read once for 16× the work of 128 tokens: the prefill's
+    time follows its MACs (≥ 4× the 128-token prefill's on every design whose SRAM holds its tiles), and on a design whose ridge
+    point (PEs × clock ÷ bandwidth) lies below the prefill's intensity it sits on the compute roof."""
+    space, evaluator = _evaluator(folder, "prefill", prompt=2048)
+    short_space, short = _evaluator(folder, "prefill", prompt=128)
+    rows = _rows(space, codes)
+    m, hw = _values(space, evaluator, rows)
+    m128, _ = _values(short_space, short, rows)
+    big = hw["sram_kib"] >= 512  # tiles held on chip: a smaller SRAM refetches operands and is bandwidth-bound
+    assert (m["ttft_s"][big] >= 4 * m128["ttft_s"][big]).all()
+    pes = hw["pe_rows"] * hw["pe_cols"] * hw["grid_rows"] * hw["grid_cols"]
+    compute = space.workload.total_macs / (pes * hw["clock_ghz"] * 1e9)
+    weights = sum(layer.filter_elems * layer.precision_bytes for layer in space.workload.layers if layer.has_weights)
+    assert (m["ttft_s"] >= compute * (1 - 1e-12)).all()
+    ridge_below = pes * hw["clock_ghz"] * 1e9 / (hw["dram_gbps"] * 1e9) <= space.workload.total_macs / weights / 4
+    assert (compute[ridge_below] >= 4 * weights / (hw["dram_gbps"][ridge_below] * 1e9)).all()
+
+
+@FAST
+@given(codes=CODES)
+def test_more_batch_never_lowers_tokens_per_s_when_bandwidth_bound(folder, codes):
+    (space1, one), (space8, eight) = _evaluator(folder, "decode", batch=1), _evaluator(folder, "decode", batch=8)
+    rows = _rows(space1, codes)
+    m1, hw = _values(space1, one, rows)
+    m8, _ = _values(space8, eight, rows)
+    step_bytes = sum(layer.filter_elems * layer.precision_bytes for layer in space1.workload.layers if layer.has_weights)
+    bound = m1["tpot_s"] <= 1.0001 * step_bytes / (hw["dram_gbps"] * 1e9)  # batch 1 runs at the bandwidth roof
+    assert (m8["tokens_per_s"][bound] >= m1["tokens_per_s"][bound] * (1 - 1e-9)).all()
+
+
+def test_serve_is_one_prefill_and_output_tokens_decode_steps(folder):
+    space, serve = _evaluator(folder, "serve", batch=2, context=160, prompt=128, output=32)
+    _, prefill = _evaluator(folder, "prefill", batch=2, context=160, prompt=128, output=32)
+    _, decode = _evaluator(folder, "decode", batch=2, context=160, prompt=128, output=32)
+    rows = _rows(space, [[i * 7 + j for j in range(16)] for i in range(40)])
+    s, hw = _values(space, serve, rows)
+    p, _ = _values(space, prefill, rows)
+    d, _ = _values(space, decode, rows)
+    assert torch.equal(s["ttft_s"], p["latency_s"]) and torch.equal(s["tpot_s"], d["latency_s"])
+    assert torch.allclose(s["latency_s"], p["latency_s"] + 32 * d["latency_s"])
+    assert torch.allclose(s["energy_j"], p["energy_j"] + 32 * d["energy_j"])
+    assert torch.allclose(s["tokens_per_s"], 2 * 32 / s["latency_s"])
+    assert torch.equal(s["cost_usd"], d["cost_usd"])
+    need = s["weight_bytes"] + s["kv_cache_bytes"]
+    assert torch.allclose(s["dram_use"], need / (hw["dram_gib"] * 2**30))
+    assert ((s["dram_use"] > 1) == (hw["dram_gib"] < 0.01)).all()  # 1 MiB holds neither, 1 GiB both
