@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from codesign.design import Design, load_design
-from codesign.errors import ArgumentError
+from codesign.cluster import check_address
+from codesign.errors import ArgumentError, DesignError
 from codesign.model.evaluator import Evaluator, build_evaluator
 from codesign.runs.evaluate import evaluate_design
 from codesign.runs.explore import explore_plain
@@ -28,6 +29,7 @@ from codesign.runs.workloads import workload_description
 from codesign.space import DesignSpace
 from codesign.vocab import DEVICES, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, UNSUPPORTED, one_of
 from codesign.workload.sources import build_workload
+
 
 __all__ = ["Run", "build", "evaluate", "explore", "open_run", "report", "show", "describe_workload"]
 
@@ -78,6 +80,7 @@ def explore(
     strategy: str | None = None,
     sampler: str | None = None,
     refine: str | None = None,
+    cluster: str | None = None,
 ) -> Run:
     """Search the design space jointly and write the run folder ``out``.
 
@@ -104,6 +107,9 @@ def explore(
             (:mod:`codesign.search.surrogate_loop`; ``trials`` is then per round).
         oracle_deadline: seconds after which the oracle loop asks the oracle nothing more and
             reports what it has verified (default: no deadline).
+        cluster: a Dask scheduler's address (``tcp://HOST:8786``) or ``local:N`` (N worker processes
+            here): oracle jobs and slow plug-ins run on its workers (:mod:`codesign.cluster`); default:
+            the design's ``cluster.address``, else none (everything in this process).
 
     A first SIGINT or SIGTERM stores the batch in flight and returns the run with ``status``
     ``interrupted`` (and ``signal``); a second raises :class:`~codesign.search.guards.Aborted`
@@ -117,10 +123,11 @@ def explore(
         raise ArgumentError("seed", seed, "expected a non-negative integer")
     if not str(device).startswith("cuda:"):
         _choose("device", device, "auto", DEVICES)
+    cluster = _cluster_address(design, cluster)
     if oracle is not None or oracle_budget is not None:
         _check_oracle_arguments(oracle, oracle_budget, storage, strategy, sampler, refine)
         return explore_with_oracle(design, oracle=oracle, budget=oracle_budget, trials=trials, seed=seed, out=out, device=device, say=say,
-                                   deadline_s=oracle_deadline)
+                                   deadline_s=oracle_deadline, cluster=cluster)
     if oracle_deadline is not None:
         raise ArgumentError("oracle_deadline", oracle_deadline, "bounds an oracle run; give {oracle} too, or leave {arg} out",
                             related={"oracle": "oracle"})
@@ -130,7 +137,21 @@ def explore(
     if strategy != "joint" and sampler != "nsga2":
         raise ArgumentError("sampler", sampler, f"applies to the joint strategy only (the {strategy} strategy has its own sampling)")
     return explore_plain(design, trials=trials, seed=seed, out=Path(out),
-                         storage=storage, device=device, progress=progress, say=say, strategy=strategy, sampler=sampler, refine=refine)
+                         storage=storage, device=device, progress=progress, say=say, strategy=strategy, sampler=sampler, refine=refine,
+                         cluster=cluster)
+
+
+def _cluster_address(design: Design, cluster: str | None) -> str | None:
+    """The cluster of a run: the argument, else the design file's ``[cluster]`` (checked, in its words)."""
+    if cluster is not None:
+        return check_address(cluster)
+    address = design.cluster.address
+    if address is not None:
+        try:
+            check_address(address)
+        except ArgumentError as error:
+            raise DesignError(f"{design.source}: cluster.address = {address!r}: {error.expected}") from None
+    return address
 
 
 def describe_workload(spec: str, *, batch: int = 1, precision_bytes: int = 1, params: dict | None = None,

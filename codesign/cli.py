@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--sampler", choices=SAMPLERS, help="the joint strategy's Optuna sampler (default: nsga2)")
     ex.add_argument("--refine", choices=REFINE_METHODS,
                     help="after the search, gradient steps on the relaxed model from the front (MGDA or PCGrad) add refined designs")
+    ex.add_argument("--cluster", metavar="ADDRESS",
+                    help="run oracle jobs and slow plug-ins on a Dask cluster: tcp://HOST:8786 (`dask scheduler`) or local:N worker processes")
 
     rp = sub.add_parser("report", help="regenerate a run's plots (front, hypervolume history, parallel coordinates)")
     rp.add_argument("run", help="run folder")
@@ -169,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.design, trials=args.trials, seed=args.seed, out=args.out, storage=args.storage,
                 device=args.device, progress=not args.no_progress and sys.stderr.isatty(),
                 oracle=args.oracle, oracle_budget=args.oracle_budget, oracle_deadline=args.oracle_deadline, strategy=args.strategy, sampler=args.sampler,
-                refine=args.refine,
+                refine=args.refine, cluster=args.cluster,
             )
             return _explored(run)
         elif args.command == "report":

@@ -193,6 +193,13 @@ class CostModelSpec(_Section):
     plugins: list[str] = Field(default_factory=list)
 
 
+class ClusterSpec(_Section):
+    """``[cluster]``: where the slow work of a run goes (:mod:`codesign.cluster`): a Dask scheduler's
+    ``tcp://HOST:PORT`` or ``local:N``; none (the default) keeps it in this process."""
+
+    address: str | None = None
+
+
 class Design(_Section):
     """A whole design file. Build it with :func:`load_design` or :func:`parse_design`."""
 
@@ -203,6 +210,7 @@ class Design(_Section):
     constraints: dict[Metric, PositiveFloat] = Field(default_factory=dict)
     search: SearchSpec = SearchSpec()
     cost_model: CostModelSpec = CostModelSpec()
+    cluster: ClusterSpec = ClusterSpec()
     source: str = Field(default="<memory>", exclude=True)
 
     @field_validator("constraints", mode="before")

@@ -161,7 +161,7 @@ class Evaluator:
             self.evaluate_rows(rows)
 
     def _apply(self, plugin: CostModel, candidates: Candidates, metrics: dict, errors: list) -> None:
-        label = type(plugin).__name__
+        label = plugin_label(plugin)
         try:
             out = self._call(plugin, candidates, metrics, len(candidates))
         except PluginError:
@@ -190,14 +190,14 @@ class Evaluator:
     def _call(self, plugin: CostModel, candidates: Candidates, metrics: dict, n: int) -> dict[str, torch.Tensor]:
         result = plugin.evaluate(candidates, dict(metrics))
         if not isinstance(result, Mapping):
-            raise PluginError(f"plug-in {type(plugin).__name__}: evaluate() returned {_describe(result)}; expected a mapping "
+            raise PluginError(f"plug-in {plugin_label(plugin)}: evaluate() returned {_describe(result)}; expected a mapping "
                               f"from each provided metric ({', '.join(plugin.provides)}) to a floating [P] tensor or array, P = {n}")
         return {name: self._checked(plugin, name, result, n) for name in plugin.provides}
 
     def _checked(self, plugin: CostModel, name: str, result: Mapping, n: int) -> torch.Tensor:
         """``result[name]`` as a float tensor on the device, if it is a floating ``[n]`` tensor or array."""
         expected = f"expected a floating [P] tensor or array, P = {n} candidates"
-        where = f"plug-in {type(plugin).__name__}: metric {name!r}"
+        where = f"plug-in {plugin_label(plugin)}: metric {name!r}"
         if name not in result:
             raise PluginError(f"{where}: missing from the result (it has {sorted(map(str, result))}); {expected}")
         value = result[name]
@@ -206,6 +206,11 @@ class Evaluator:
         if not floating or tuple(value.shape) != (n,):
             raise PluginError(f"{where}: got {_describe(value)}; {expected}")
         return torch.as_tensor(value).to(device=self.device, dtype=self.dtype)
+
+
+def plugin_label(plugin) -> str:
+    """A plug-in's name in messages: its class's (a plug-in run elsewhere, on a cluster, is ``wrapped``)."""
+    return type(getattr(plugin, "wrapped", plugin)).__name__
 
 
 def _describe(value) -> str:

@@ -20,6 +20,7 @@ name and version, keyed by the job's canonical JSON), and worker processes. See
 from __future__ import annotations
 
 import abc
+import copy
 import math
 import os
 import time
@@ -147,6 +148,7 @@ class Oracle(abc.ABC):
         self.deadline: float | None = None
         self._stopping = False
         self._executor: Executor | None = None
+        self.cluster = None  # a distributed.Client: jobs run on its workers (use_cluster)
 
     # --- what a subclass implements ------------------------------------------------------
     @abc.abstractmethod
@@ -203,11 +205,17 @@ class Oracle(abc.ABC):
         return kill_running()
 
     # --- the machinery ---------------------------------------------------------------------
-    def __getstate__(self) -> dict:  # workers need the settings, not the cache or the pool
+    def __getstate__(self) -> dict:  # workers need the settings, not the cache, the pool or the cluster
         state = dict(self.__dict__)
         state["cache"] = None
         state["_executor"] = None
+        state["cluster"] = None
         return state
+
+    def use_cluster(self, client) -> None:
+        """Run the jobs :meth:`run` does not find in the cache on the workers of a Dask cluster
+        (``client``: a ``distributed.Client``; ``None``: here again). See :mod:`codesign.cluster`."""
+        self.cluster = client
 
     def close(self) -> None:
         if self._executor is not None:
@@ -238,7 +246,10 @@ class Oracle(abc.ABC):
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _outcomes(self, todo: list[tuple[str, LayerJob]]):
-        """``(key, job, outcome)`` of each job of ``todo``, in order, as they finish."""
+        """``(key, job, outcome)`` of each job of ``todo`` as they finish (in order, except on a cluster)."""
+        if self.cluster is not None:
+            yield from self._cluster_outcomes(todo)
+            return
         if self.workers == 1 or len(todo) == 1:
             for key, job in todo:
                 yield key, job, _attempt(self, job)
@@ -247,6 +258,18 @@ class Oracle(abc.ABC):
         futures = [pool.submit(_attempt, self, job) for _, job in todo]
         for (key, job), future in zip(todo, futures):
             yield key, job, future.result()
+
+    def _cluster_outcomes(self, todo: list[tuple[str, LayerJob]]):
+        """The jobs on the cluster, one task each, named by the oracle and the job (equal jobs, one task).
+        The workers get the oracle without its deadline (their clocks are not ours): the deadline and a
+        stop are watched here, and the tasks not finished then are cancelled."""
+        from codesign.cluster import completed
+
+        remote = copy.copy(self)
+        remote.deadline, remote._stopping = None, False
+        calls = [(_attempt, (remote, job), f"codesign-{self.name}-{self.version}-{key}") for key, job in todo]
+        for i, outcome in completed(self.cluster, calls, check=self.check_running):
+            yield todo[i][0], todo[i][1], outcome
 
     def answered(self, jobs: Sequence[LayerJob]) -> list[bool]:
         """Whether each job has an answer in the cache (a result or a remembered failure): what
@@ -319,7 +342,7 @@ class Oracle(abc.ABC):
                 new.append((key, job, result))
                 if progress is not None:
                     progress(1)
-                if len(new) >= 64:
+                if len(new) >= 64 or self.cluster is not None:  # a cluster's results are cached as each comes back
                     self.cache.put_many(new)
                     new = []
         except BaseException:

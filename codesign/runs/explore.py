@@ -19,6 +19,7 @@ from pathlib import Path
 
 import optuna
 
+from codesign.cluster import cluster_session, distribute_slow_plugins
 from codesign.design import Design
 from codesign.errors import ArgumentError, UserError
 from codesign.model.evaluator import build_evaluator
@@ -28,6 +29,8 @@ from codesign.runs.tables import remove_stale_temps, write_json
 from codesign.search.batch import Timings
 from codesign.search.driver import run_search
 from codesign.search.guards import StopOnInterrupt, deferred_abort, signal_name
+from codesign.search.lease import Lease
+from codesign.search.lease import acquire as acquire_lease
 from codesign.search.refine import check_refinable, refine_front, refine_reserve
 from codesign.search.storage import STUDY_NAME, open_storage, open_study
 
@@ -35,8 +38,12 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
 
 
 def explore_plain(design: Design, *, trials: int | None, seed: int | None, out: Path, storage: str | None, device: str, progress: bool,
-                  say, strategy: str, sampler: str, refine: str) -> Run:
+                  say, strategy: str, sampler: str, refine: str, cluster: str | None = None) -> Run:
     """Search ``design``'s space into the run folder ``out`` (arguments already checked by :func:`codesign.api.explore`).
+
+    ``cluster``: a Dask scheduler address or ``local:N`` (:mod:`codesign.cluster`): the plug-ins that
+    declare themselves slow evaluate there, one task per design; the study, the NSGA-II generation
+    and the results' cache stay here.
 
     ``trials`` and ``seed`` may be None: the design's ``search.trials`` (never fewer than the
     run folder already holds) and the run's own seed when it resumes, else the design's.
@@ -44,31 +51,18 @@ def explore_plain(design: Design, *, trials: int | None, seed: int | None, out: 
     space, evaluator = build_evaluator(design, device=device)
     if refine != "none":
         check_refinable(space, evaluator)
-    evaluator.check_plugins()  # a plug-in that breaks its contract stops before any folder is made
-    with StopOnInterrupt(say) as stop:
-        persistent, storage_desc, seed = open_run_study(out, space, evaluator, storage=storage, strategy=strategy, sampler=sampler, seed=seed)
-        held = len(persistent.get_trials(deepcopy=False, states=FINISHED))
-        trials = _total_trials(trials, design.search.trials, held, out)
-        remove_stale_temps(out)
-        mark_running(out)
-        start = time.perf_counter()
-        stats = {"trials_requested": trials, "seed": seed, "strategy": strategy, "sampler": sampler, "device": str(evaluator.device), "storage": storage_desc}
-        try:
-            timings, added, refined = _search(space, evaluator, persistent, trials=trials, seed=seed, strategy=strategy, sampler=sampler,
-                                              refine=refine, progress=progress, say=say, stop=stop, held=held)
-        except Exception as error:
-            if isinstance(error, OSError) and error.filename is None:
-                error.filename = storage_desc  # a failed storage write: name the storage
-            _write_failed(out, space, evaluator, persistent, stats, error)
-            raise
-        stored = persistent.get_trials(deepcopy=False)
-        stats.update(_run_stats(timings, added, refined, time.perf_counter() - start))
-        stats.update(_status(stored, trials, stop))
-        run = write_outputs(out, space, evaluator.metric_names, stored, run_stats=stats)
-        if stop.received is not None and run.summary["signal"] is None:  # it came while the outputs were written
-            run.summary["signal"] = signal_name(stop.received)
-            with deferred_abort():
-                write_json(run.summary, out / "summary.json")
+    with cluster_session(cluster, say=say) as client:
+        if client is not None:
+            evaluator.plugins = distribute_slow_plugins(evaluator.plugins, client)
+        evaluator.check_plugins()  # a plug-in that breaks its contract stops before any folder is made
+        with StopOnInterrupt(say) as stop:
+            persistent, storage_desc, seed, lease = open_run_study(out, space, evaluator, storage=storage, strategy=strategy, sampler=sampler,
+                                                                   seed=seed)
+            try:
+                run = _leased_run(out, space, evaluator, persistent, storage_desc, seed, trials=trials, strategy=strategy, sampler=sampler,
+                                  refine=refine, progress=progress, say=say, stop=stop)
+            finally:
+                lease.release()
     line = failure_line(run.summary)
     if line:
         say(line)
@@ -76,6 +70,35 @@ def explore_plain(design: Design, *, trials: int | None, seed: int | None, out: 
         reason = next(iter(run.summary["fail_reasons"]), "unknown")
         raise UserError(f"{out}: every one of the {run.summary['n_trials']} trials failed, so there is no design to report; "
                         f"most common reason: {reason} (all reasons: trials.csv's fail_reason)")
+    return run
+
+
+def _leased_run(out: Path, space, evaluator, persistent, storage_desc: str, seed: int, *, trials: int | None, strategy: str, sampler: str,
+                refine: str, progress: bool, say, stop: StopOnInterrupt) -> Run:
+    """The search and its outputs, while this process holds the study's lease: the trials the study
+    holds are counted now, and no other coordinator adds any until it ends."""
+    held = len(persistent.get_trials(deepcopy=False, states=FINISHED))
+    trials = _total_trials(trials, space.design.search.trials, held, out)
+    remove_stale_temps(out)
+    mark_running(out)
+    start = time.perf_counter()
+    stats = {"trials_requested": trials, "seed": seed, "strategy": strategy, "sampler": sampler, "device": str(evaluator.device), "storage": storage_desc}
+    try:
+        timings, added, refined = _search(space, evaluator, persistent, trials=trials, seed=seed, strategy=strategy, sampler=sampler,
+                                          refine=refine, progress=progress, say=say, stop=stop, held=held)
+    except Exception as error:
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = storage_desc  # a failed storage write: name the storage
+        _write_failed(out, space, evaluator, persistent, stats, error)
+        raise
+    stored = persistent.get_trials(deepcopy=False)
+    stats.update(_run_stats(timings, added, refined, time.perf_counter() - start))
+    stats.update(_status(stored, trials, stop))
+    run = write_outputs(out, space, evaluator.metric_names, stored, run_stats=stats)
+    if stop.received is not None and run.summary["signal"] is None:  # it came while the outputs were written
+        run.summary["signal"] = signal_name(stop.received)
+        with deferred_abort():
+            write_json(run.summary, out / "summary.json")
     return run
 
 
@@ -157,8 +180,9 @@ def _write_failed(out: Path, space, evaluator, persistent, stats: dict, error: E
 
 
 def open_run_study(out: Path, space, evaluator, *, storage: str | None, strategy: str, sampler: str,
-                   seed: int | None) -> tuple[optuna.Study, str, int]:
-    """The run folder's study, its description and the seed: a new folder gets ``run.json`` and the
+                   seed: int | None) -> tuple[optuna.Study, str, int, Lease]:
+    """The run folder's study, its description, the seed and the study's lease (:mod:`codesign.search.lease`:
+    a second coordinator on the study is refused here): a new folder gets ``run.json`` and the
     design's copy; an existing one must hold the same design space, storage, strategy, sampler,
     seed and plug-ins. Nothing is left behind on failure."""
     design = space.design
@@ -188,6 +212,7 @@ def open_run_study(out: Path, space, evaluator, *, storage: str | None, strategy
             backend, storage_desc = open_storage(out, storage)
             persistent = open_study(backend, ["minimize"] * len(design.objectives.minimize),
                                     objectives=list(design.objectives.minimize), where=storage_desc)
+            lease = acquire_lease(persistent, out=out, url=storage)
     except BaseException as error:
         if isinstance(error, OSError) and error.filename is None:
             error.filename = storage or str(out)  # name where it failed: the storage, else the run folder
@@ -196,4 +221,4 @@ def open_run_study(out: Path, space, evaluator, *, storage: str | None, strategy
             if not created:
                 out.mkdir(exist_ok=True)
         raise
-    return persistent, storage_desc, seed
+    return persistent, storage_desc, seed, lease

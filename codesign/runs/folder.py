@@ -83,6 +83,7 @@ def plugin_sources(specs, plugins) -> dict[str, dict]:
     """Each plug-in's source file and a content hash of it, by its name in the design file."""
     sources = {}
     for spec, plugin in zip(specs, plugins):
+        plugin = getattr(plugin, "wrapped", plugin)  # a plug-in run on a cluster (codesign.cluster.DistributedPlugin)
         cls = plugin if isinstance(plugin, type) else type(plugin)
         module = sys.modules.get(cls.__module__)
         try:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from codesign.cluster import cluster_session, distribute_slow_plugins
 from codesign.errors import ArgumentError, UserError
 from codesign.model.evaluator import check_metrics, resolve_device
 from codesign.model.plugins import load_plugins
@@ -45,8 +46,11 @@ KIND = ORACLE_KIND  # run.json's kind of this workflow
 
 def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: int | None, seed: int | None, out: Path,
                         device: str = "auto", say=print, settings: LoopSettings | None = None,
-                        deadline_s: float | None = None):
+                        deadline_s: float | None = None, cluster: str | None = None):
     """``codesign explore --oracle``: the loop, then the run folder. Returns a :class:`~codesign.runs.outputs.Run`.
+
+    ``cluster``: a Dask scheduler's address or ``local:N`` (:mod:`codesign.cluster`): the oracle jobs the
+    cache does not answer, and the slow plug-ins' designs, run on its workers.
 
     ``deadline_s``: seconds after which the oracle is asked nothing more; what was verified by
     then is kept and reported (``summary.json``'s ``stopped_by``). ``seed``: ``None`` is the
@@ -76,30 +80,34 @@ def explore_with_oracle(design, *, oracle: str | Oracle, budget: int, trials: in
         _write_rounds(out, lp)
         summary(lp)
 
-    loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say, on_round=stored)
-    check_metrics(design, loop.analytic_eval.metric_names)
-    out.mkdir(parents=True, exist_ok=True)
-    write_identity(out, design, identity)
-    # A summary of an earlier run here is not this run's; its tables stay until the replay stores them again.
-    summary(loop)
-    def stop_oracle(name: str) -> str:  # the first signal: no job starts, the simulators die now
-        killed = oracle.stop()
-        return (f"{name}: oracle stopped ({killed} simulator process group(s) killed); keeping the finished rounds "
-                f"(the same command resumes the run; {name} again to abort)")
+    with cluster_session(cluster, say=say) as client:  # (no cluster: None, and the oracle's own pool)
+        oracle.use_cluster(client)
+        if client is not None:
+            plugins = distribute_slow_plugins(plugins, client)
+        loop = SurrogateLoop(space, oracle, resolved, seed=seed, device=dev, plugins=plugins, say=say, on_round=stored)
+        check_metrics(design, loop.analytic_eval.metric_names)
+        out.mkdir(parents=True, exist_ok=True)
+        write_identity(out, design, identity)
+        # A summary of an earlier run here is not this run's; its tables stay until the replay stores them again.
+        summary(loop)
+        def stop_oracle(name: str) -> str:  # the first signal: no job starts, the simulators die now
+            killed = oracle.stop()
+            return (f"{name}: oracle stopped ({killed} simulator process group(s) killed); keeping the finished rounds "
+                    f"(the same command resumes the run; {name} again to abort)")
 
-    # The one signal guard of the engine: the loop's inner searches nest in it, so a signal during
-    # one of them stops the oracle run too (a second guard of their own would swallow it).
-    with StopOnInterrupt(say, on_signal=stop_oracle) as guard:
-        try:
-            result = loop.run(resume=resume)
-        except OracleStopped:  # the tables hold every round finished (stored as each ended)
-            return summary(loop, "interrupted", signum=guard.received)
-        except UserError as error:  # nothing verified to learn from: say so in the folder too
-            summary(loop, "failed", signum=guard.received, error=str(error))
-            raise
-        finally:
-            oracle.close()
-        return _write_outputs(out, design, loop, result, wall=time.perf_counter() - start, device=dev)
+        # The one signal guard of the engine: the loop's inner searches nest in it, so a signal during
+        # one of them stops the oracle run too (a second guard of their own would swallow it).
+        with StopOnInterrupt(say, on_signal=stop_oracle) as guard:
+            try:
+                result = loop.run(resume=resume)
+            except OracleStopped:  # the tables hold every round finished (stored as each ended)
+                return summary(loop, "interrupted", signum=guard.received)
+            except UserError as error:  # nothing verified to learn from: say so in the folder too
+                summary(loop, "failed", signum=guard.received, error=str(error))
+                raise
+            finally:
+                oracle.close()
+            return _write_outputs(out, design, loop, result, wall=time.perf_counter() - start, device=dev)
 
 
 def _previous_run(out: Path, space: DesignSpace) -> dict | None:
