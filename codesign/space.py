@@ -96,7 +96,7 @@ class LoweredWorkload:
     pred_mask: torch.Tensor  # bool
     batch: int
     # Layer fusion (docs/model.md, "Fused stacks and split layers"): whether the boundary into layer l
-    # can be fused (its only producer is layer l − 1, whose only consumer it is), each layer's output
+    # can be fused (layer l − 1 feeds it and nothing else; see _fusable), each layer's output
     # rows, and the input rows beyond a tile its first output rows need (R − stride, at least 0).
     fusable: torch.Tensor | None = None  # bool
     out_rows: torch.Tensor | None = None
@@ -152,11 +152,19 @@ def lower_workload(workload: Workload, *, dtype: torch.dtype = torch.float64) ->
         pred_bytes=pred_bytes,
         pred_mask=pred_mask,
         batch=batch,
-        fusable=torch.tensor([v > 0 and [index[p] for p in workload.predecessors(name)] == [v - 1]
-                              and list(workload.successors(order[v - 1])) == [name] for v, name in enumerate(order)]),
+        fusable=torch.tensor([_fusable(workload, order, index, v) for v in range(len(order))]),
         out_rows=vec([layer.P for layer in layers]),
         halo_rows=vec([max(layer.R - layer.stride, 0) if layer.op == "conv" else 0 for layer in layers]),
     )
+
+
+def _fusable(workload: Workload, order: list[str], index: dict, v: int) -> bool:
+    """Whether the boundary into layer ``v`` can be fused: layer ``v − 1`` feeds it and nothing
+    else (a MAC layer may have other inputs, e.g. a residual side input; a vector layer may not)."""
+    name = order[v]
+    preds = [index[p] for p in workload.predecessors(name)]
+    alone = preds == [v - 1] or not workload.nodes[name]["layer"].is_vector
+    return v > 0 and v - 1 in preds and alone and list(workload.successors(order[v - 1])) == [name]
 
 
 def _n_cores(self) -> torch.Tensor:

@@ -278,8 +278,9 @@ class AnalyticalModel:
         transfer, byte_hops, hop_latency = self.transfers(c, latency=True)
         stack = None
         if "fused" in plan:
-            F = self.fusion_tables.fusable_index
-            stack = stack_timing(self.fusion_tables, plan, costs.total_cycles.t(), transfer[:, F, 0].t(), hop_latency[:, F, 0].t())
+            ft = self.fusion_tables
+            F, J = ft.fusable_index, torch.tensor(ft.fused_input, dtype=torch.long, device=self.device)
+            stack = stack_timing(ft, plan, costs.total_cycles.t(), transfer[:, F, J].t(), hop_latency[:, F, J].t())
         start, finish = list_schedule(costs.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots,
                                       pred_lists=self.pred_lists, stack=stack, parts=plan.get("parts"))
         cycles = chip_cycles(finish.amax(dim=1), costs.dram_bytes.sum(dim=1), dram_bytes_per_cycle)

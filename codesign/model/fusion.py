@@ -1,7 +1,8 @@
 """Fused stacks and split layers: the formulas both evaluation paths share (written once).
 
 A layer-by-layer schedule may *fuse* the boundary between layer ``l − 1`` and layer ``l`` when
-``l − 1`` is ``l``'s only producer and ``l`` its only consumer (``LoweredWorkload.fusable``).
+``l`` is ``l − 1``'s only consumer (``LoweredWorkload.fusable``; ``l`` may have other inputs, a
+residual side input say, which it reads as before).
 Consecutive fused boundaries make a *stack*; its layers run tile by tile, ``T`` tiles each
 (``T = ⌈rows of the stack's first layer / tile_rows⌉``, the first layer's knob), and the tensors
 between them stay in SRAM:
@@ -100,6 +101,8 @@ class FusionTables:
         self.layer_index = torch.arange(L, device=dev)[:, None]
         self.fusable = [l for l, ok in enumerate(lw.fusable.tolist()) if ok] if self.fusion else []
         self.fusable_index = torch.tensor(self.fusable, dtype=torch.long, device=dev)
+        # each fusable layer's input edge from l − 1: its position among the layer's inputs (the last: inputs are in layer order)
+        self.fused_input = [len(model.pred_lists[l]) - 1 for l in self.fusable]
         options = space.split_options if self.splitting else [(1, "channels")]
         self.options = options
         self.alone = torch.tensor([k == 1 for k, _ in options], device=dev)

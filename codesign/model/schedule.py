@@ -89,9 +89,9 @@ def list_schedule_lp(
         n_slots: number of core slots.
         out: tensors to write ``start``, ``finish`` (``[L, P]``), the cores' free times
             (``[P, n_slots]``) and a scratch int32 ``[L, P]`` into, instead of new ones.
-        stack: ``(fusable, first, last, stream)``: the layers ``l`` whose one input edge, from
+        stack: ``(fusable, first, last, stream)``: the layers ``l`` whose last input edge, from
             ``l − 1``, may be fused, and their terms ``[F, P]`` (``±inf`` where not fused). Such a
-            layer's input arrives at ``min(finish[l−1] + transfer, start[l−1] + first)`` (its first
+            layer's input from ``l − 1`` arrives at ``min(finish[l−1] + transfer, start[l−1] + first)`` (its first
             tiles), and it ends no earlier than ``finish[l−1] + last`` nor ``start[l−1] + stream``.
         parts: a list of ``[L, P]`` long: the cores of each layer's parts after its first (its own
             core where absent); a split layer waits for all of them and holds them until it ends.
@@ -126,14 +126,15 @@ def list_schedule_lp(
         else:
             torch.amax(free.index_select(0, part_slots[l]).view(-1, P), dim=0, out=ready)
         i = fused.get(l)
+        edges = in_edges[l] if i is None else in_edges[l][:-1]  # a fused layer's last input is from l − 1
+        for p, e in edges:  # max is exact: the order of the inputs does not matter
+            torch.maximum(ready, finish[p] + transfer[e], out=ready)
         if i is not None:
-            (p, e), = in_edges[l]
+            p, e = in_edges[l][-1]
             torch.maximum(ready, torch.minimum(finish[p] + transfer[e], start[p] + stack[1][i]), out=ready)
             torch.add(ready, cycles[l], out=finish[l])
             torch.maximum(finish[l], torch.maximum(finish[p] + stack[2][i], start[p] + stack[3][i]), out=finish[l])
         else:
-            for p, e in in_edges[l]:  # max is exact: the order of the inputs does not matter
-                torch.maximum(ready, finish[p] + transfer[e], out=ready)
             torch.add(ready, cycles[l], out=finish[l])
         if parts is None:
             core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
@@ -153,13 +154,13 @@ def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, sta
         c = core[l].view(P, 1) if parts is None else torch.stack([core[l]] + [part[l] for part in parts], dim=1)
         ready = core_free.gather(1, c).amax(dim=1)
         i = fused.get(l)
+        for p, e in (in_edges[l] if i is None else in_edges[l][:-1]):
+            ready = torch.maximum(ready, finishes[p] + transfer[e])
         if i is not None:
-            (p, e), = in_edges[l]
+            p, e = in_edges[l][-1]
             ready = torch.maximum(ready, torch.minimum(finishes[p] + transfer[e], starts[p] + stack[1][i]))
             finish = torch.maximum(ready + cycles[l], torch.maximum(finishes[p] + stack[2][i], starts[p] + stack[3][i]))
         else:
-            for p, e in in_edges[l]:
-                ready = torch.maximum(ready, finishes[p] + transfer[e])
             finish = ready + cycles[l]
         starts.append(ready)
         finishes.append(finish)

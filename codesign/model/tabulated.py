@@ -99,7 +99,8 @@ class TabulatedPath:
         self.n_variants = len(layer_variants(space))
         ft = model.fusion_tables
         if ft is not None and ft.fusion:
-            self.fused_edge = torch.tensor([self.in_edges[l][0][1] for l in ft.fusable], dtype=torch.long, device=self.device)
+            self.fused_edge = torch.tensor([self.in_edges[l][j][1] for l, j in zip(ft.fusable, ft.fused_input)], dtype=torch.long,
+                                           device=self.device)
         if ft is not None and ft.splitting:
             grids = torch.tensor([(r, c) for r in hw.grid_rows for c in hw.grid_cols], dtype=torch.long, device=self.device)
             core = torch.arange(self.n_slots, device=self.device)[None, :, None]
