@@ -129,3 +129,12 @@ def test_serve_is_one_prefill_and_output_tokens_decode_steps(folder):
     need = s["weight_bytes"] + s["kv_cache_bytes"]
     assert torch.allclose(s["dram_use"], need / (hw["dram_gib"] * 2**30))
     assert ((s["dram_use"] > 1) == (hw["dram_gib"] < 0.01)).all()  # 1 MiB holds neither, 1 GiB both
+
+
+def test_an_llm_runs_layer_by_layer(folder):
+    from codesign.errors import DesignError
+
+    raw = {"workload": {"network": "llama3_2_1b", "params": {"phase": "decode"}},
+           "schedule": {"mode": ["layer_by_layer", "pipelined"]}}
+    with pytest.raises(DesignError, match="runs layer by layer"):
+        build_evaluator(parse_design(raw))

@@ -69,6 +69,11 @@ class LLMModel:
     def __init__(self, space: DesignSpace, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64) -> None:
         self.space = space
         self.info = space.workload.graph["llm"]
+        if "pipelined" in space.design.schedule.mode:
+            # A decode step's KV-cache and expert layers hold the whole batch in their groups (N = 1), so
+            # streaming samples through the cores has no meaning for them.
+            raise DesignError(f"{space.design.source}: schedule.mode: an LLM workload runs layer by layer; "
+                              "'pipelined' does not apply (batch the sequences with workload.batch)")
         self.step = AnalyticalModel(space, device=device, dtype=dtype)
         self.device, self.dtype = self.step.device, dtype
         self.prefill = None
