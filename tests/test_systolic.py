@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codesign.model.systolic import IS, OS, WS, compute_cycles, sram_accesses
@@ -108,6 +108,7 @@ def test_floor_sum_matches_brute_force():
     assert floor_sum(n, m, a, b).to(torch.int64).tolist() == want
 
 
+@settings(deadline=None)  # a scalar call follows up to 128 fold events in a loop: milliseconds, more on a busy machine
 @given(m=dims, n=dims, k=dims, h=arrays, w=arrays, df=dflows, kb=kbs, bw=st.sampled_from([1, 4, 10, 100]),
        factor=st.sampled_from([2, 10]))
 def test_stalls_never_grow_with_bandwidth(m, n, k, h, w, df, kb, bw, factor):
@@ -116,12 +117,14 @@ def test_stalls_never_grow_with_bandwidth(m, n, k, h, w, df, kb, bw, factor):
     assert cc <= fast <= slow * (1 + 1e-12)
 
 
+@settings(deadline=None)  # a scalar call follows up to 128 fold events in a loop: milliseconds, more on a busy machine
 @given(m=dims, n=dims, k=dims, h=arrays, w=arrays, df=dflows, kb=kbs)
 def test_infinite_bandwidth_never_stalls(m, n, k, h, w, df, kb):
     cc, total = stall_total(m, n, k, h, w, df, kb, float("inf"))
     assert total == cc
 
 
+@settings(deadline=None)  # a scalar call follows up to 128 fold events in a loop: milliseconds, more on a busy machine
 @given(m=dims, n=dims, k=dims, h=arrays, w=arrays, df=dflows)
 def test_operand_that_fits_half_the_buffer_is_never_refetched(m, n, k, h, w, df):
     t = lambda v: torch.tensor(float(v), dtype=torch.float64)  # noqa: E731

@@ -16,11 +16,9 @@ ws     ⌈K/H⌉ · ⌈N/W⌉                M + 2H + W − 2
 is     ⌈K/H⌉ · ⌈M/W⌉                N + 2H + W − 2
 =====  ===========================  ===========================
 
-(WS and IS spend ``H`` extra cycles per fold loading the stationary operand.) The
-closed form matches all 114 reference runs in ``../shared/data/scalesim`` exactly;
-``tests/test_systolic.py`` pins it. It is floored at ``⌈MNK / HW⌉`` so that a 1×1
-array, where SCALE-Sim's off-by-one would undercut the MAC count, never reports
-more than 100 % utilisation.
+(WS and IS spend ``H`` extra cycles per fold loading the stationary operand.) It matches
+every committed SCALE-Sim run exactly (``tests/test_scalesim.py``), floored at ``⌈MNK / HW⌉``
+so that a 1×1 array (SCALE-Sim's off-by-one) never reports more than 100 % utilisation.
 
 SRAM access counts (words) follow SCALE-Sim's operand streams: the stationary
 operand is read once, the streamed operands once per fold of the other dimension,
@@ -41,9 +39,8 @@ from codesign.vocab import IS, OS, WS  # the dataflow codes of the [P, L] datafl
 # gradient through fold counts and buffer sizes; these helpers round in the forward pass and let
 # the gradient through as if the rounding were the identity (straight-through estimator). The
 # forward value is bit-identical to the plain rounding: without grad the plain op is returned, and
-# with grad ``r + (x − x)`` adds an exact zero to the rounded value ``r``. (The lattice counts of
-# the stall model's window edges, :func:`floor_sum` and :func:`_boundary_hits`, stay plain: they
-# count discrete events, and their gradient is zero.)
+# with grad ``r + (x − x)`` adds an exact zero to the rounded value ``r``. (The stall model's counts
+# of window edges and wraps stay plain: they count discrete events, and their gradient is zero.)
 
 
 def _straight_through(x: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
@@ -140,10 +137,8 @@ def refetch_factors(m, n, k, h, w, dataflow, *, ifmap_bytes, filter_bytes, psum_
 # asks for a word outside the window, the window slides forward by ``Pf`` sets (the other half)
 # and one prefetch of ``⌈(S/2)/bw⌉`` DRAM lines is issued, ready ``⌈(S/2)/bw⌉ + 1`` cycles after
 # the previous prefetch was. The window only moves forward, modulo the fetch list, so a word
-# behind it costs a lap of the whole list ("wrap"). ``K`` prefetches therefore take
-# ``K · (⌈(S/2)/bw⌉ + 1)`` cycles of DRAM time, and the layer cannot finish before that.
-# The ofmap buffer drains ``bw`` words per cycle once it is full; what is left in it at the end
-# is not counted (SCALE-Sim drains it after the last compute cycle).
+# behind it costs a lap of the whole list ("wrap"). ``K`` prefetches take ``K · (⌈(S/2)/bw⌉ + 1)``
+# cycles of DRAM time. Walks that follow fold changes or tiles one by one count discrete events.
 
 
 def _buffer_geometry(words: torch.Tensor):
@@ -158,7 +153,7 @@ def _buffer_geometry(words: torch.Tensor):
 def _ring(entries, words):
     """``(R, A, Pf, eps, streams)``: sets in the fetch list, window, slide and whether it ever misses."""
     eps, A, pf_max, _ = _buffer_geometry(words)
-    R = st_ceil(entries / eps)
+    R = st_floor(entries / eps) + 1  # SCALE-Sim always closes a last set, empty when eps divides the list
     streams = R > A
     Pf = torch.clamp(torch.minimum(pf_max, R - A), min=1.0)
     return R, A, Pf, eps, streams
@@ -212,42 +207,57 @@ def _boundary_hits(count, step, first, width, A, Pf, eps):
     return torch.clamp(sums[0] - sums[1], min=0.0)
 
 
-def _one_hit(pos, width, A, Pf, eps):
-    """:func:`_boundary_hits` for one position (no sum needed)."""
-    Q = Pf * eps
-    lift = torch.ceil((A * eps + Q) / Q) * Q
-    start = torch.floor(pos + lift - A * eps)
-    return torch.clamp(torch.floor((start + torch.floor(width)) / Q) - torch.floor((start + (A - Pf) * eps) / Q), min=0.0)
+def _distinct(live, *xs):
+    """The distinct rows of the broadcast ``xs`` (detached, float64; rows not ``live`` all made zero), the
+    inverse index and the shape: a walk follows each distinct input once (a search's candidates share a
+    few arrays and buffers), and skips the rows it is not needed for."""
+    cols = torch.broadcast_tensors(*(torch.as_tensor(x, dtype=torch.float64).detach() * live for x in xs))
+    table = torch.stack([x.reshape(-1) for x in cols], dim=1)
+    odd = torch.tensor([0x1E3779B97F4A7C15 + 2 * i for i in range(len(xs))])  # rows hashed to an int64 (wrapping)
+    _, inverse = torch.unique((table.view(torch.int64) * odd).sum(1), return_inverse=True)
+    first = torch.full((len(inverse),), len(inverse)).scatter_reduce(0, inverse, torch.arange(len(inverse)), "amin")
+    first = first[first < len(inverse)]
+    if not torch.equal(table[first][inverse], table):  # a collision: sort the rows instead
+        table, inverse = torch.unique(table, dim=0, return_inverse=True)
+        return table.unbind(1), inverse, cols[0].shape
+    return table[first].unbind(1), inverse, cols[0].shape
 
 
-def _transition_wraps(transitions, block, jump, R, A, Pf, eps, last_fraction=None):
-    """Wraps at ``transitions`` fold changes ``block`` entries apart, each a back-jump of ``jump``.
+#: Events (fold changes, pass ends) of a streamed operand that :func:`_stream_wraps` follows.
+STREAM_EVENTS = 128
 
-    A fold change wraps when a window edge falls between the next fold's start and the current
-    fold's end (``jump/2`` either side of the nominal change). Before any wrap the edges are
-    fixed, so :func:`_boundary_hits` counts them exactly (``hits``; the change into a partly
-    filled last fold, ``last_fraction`` of it valid, has a shorter overlap). A wrap moves the
-    edges by ``R mod Pf`` sets: zero keeps the count exact; otherwise a resonant run (well more
-    hits than a uniform phase gives: power-of-two folds against edges ``Pf·⌈S/100⌉`` apart)
-    lasts only until the shifted edges leave the band, and a non-resonant one keeps its count.
-    Returns ``(first, later)``: wraps in the first pass and in each further pass.
+
+def _stream_wraps(blocks, passes, block, jump, R, A, Pf, eps, last_fraction=None):
+    """Wraps of a streamed operand: ``passes`` laps of ``blocks`` folds, followed change by change.
+
+    The window's edges form a lattice of period ``Q = Pf·eps`` entries, first at ``A·eps``. Change
+    ``i`` (at ``i·block``) wraps when an edge lies in ``(i·block − jump/2 + (A − Pf)·eps, i·block +
+    jump/2]`` (narrower into a last fold ``last_fraction`` full). A wrap, one lap of ``R`` sets, and
+    the end of a pass move the lattice by ``−R`` sets. The first :data:`STREAM_EVENTS` events are
+    followed; later changes wrap at the uniform rate ``(jump − (A − Pf)·eps)/Q``.
     """
-    if last_fraction is None:
-        last_fraction = torch.ones_like(block)
-    full = torch.clamp(transitions - 1, min=0.0)
-    hits = _boundary_hits(full, block, block - jump / 2, jump, A, Pf, eps)
-    last_width = jump / 2 * (1 + last_fraction)
-    last = torch.where(transitions > 0, _one_hit(transitions * block - jump / 2, last_width, A, Pf, eps),
-                       torch.zeros_like(block))
-    hits = hits + torch.clamp(last, max=1.0)
-    expected = transitions * torch.clamp(jump / (Pf * eps) - (A - Pf) / Pf, 0.0, 1.0)
-    r = torch.remainder(R, Pf)
-    shift = torch.minimum(r, Pf - r) * eps
-    resonant = hits > 1.5 * expected + 1
-    burst = torch.minimum(hits, torch.ceil(jump / torch.clamp(2 * shift, min=1.0)))
-    first = torch.where(r == 0, hits, torch.where(resonant, burst, hits))
-    later = torch.where(r == 0, hits, torch.where(resonant, torch.zeros_like(hits), expected))
-    return first, later
+    (blocks, passes, block, jump, R, A, Pf, eps, last_fraction), inverse, shape = _distinct(
+        R > A, blocks, passes, block, jump, R, A, Pf, eps, 1.0 if last_fraction is None else last_fraction)
+    Q = Pf * eps
+    kick = torch.remainder(R, Pf) * eps
+    band = jump - (A - Pf) * eps  # the band's width, from its low end ``i·block − jump/2 + (A − Pf)·eps``
+    last_band = band - jump * (1 - last_fraction) / 2
+    low = block - jump / 2 + (A - Pf) * eps - torch.remainder(A * eps, Q)  # change 1's low end, less the phase
+    back = kick - (blocks - 1) * block  # from the pass's last change to the next pass's first
+    events = blocks * passes
+    i = torch.ones_like(blocks)
+    wraps = torch.zeros_like(blocks)
+    for e in range(int(min(float(events.max()), STREAM_EVENTS)) if events.numel() else 0):
+        change = (i < blocks) & (e < events)
+        # the first lattice edge above the low end, ``Q − (low mod Q)`` past it, is inside the band
+        hit = change & (Q - torch.remainder(low, Q) <= torch.where(i == blocks - 1, last_band, band))
+        wraps = wraps + hit
+        low = low + torch.where(i == blocks, back, block) + kick * hit
+        i = torch.where(i >= blocks, 1.0, i + 1)
+    seen = torch.clamp(events, max=float(STREAM_EVENTS))
+    left = torch.clamp(blocks - 1, min=0.0) * passes - (seen - torch.floor(seen / blocks))  # changes not followed
+    wraps = wraps + torch.clamp(left, min=0.0) * torch.clamp(band / Q, 0.0, 1.0)
+    return torch.nan_to_num(wraps)[inverse].reshape(shape)  # (rows not live: NaN, unused)
 
 
 def prefetches_stream(entries, blocks, passes, block, jump, words, last_fraction=None):
@@ -256,12 +266,11 @@ def prefetches_stream(entries, blocks, passes, block, jump, words, last_fraction
     The list is ``blocks`` folds of ``block`` entries laid out diagonal by diagonal, so each fold
     ends ``jump/2`` entries past the next fold's start and that one starts ``jump/2`` before the
     nominal change (``jump = H·(H−1)``, the skew): the demand jumps back at every fold change and
-    wraps when a window edge lies in between (:func:`_transition_wraps`). (OS and WS ifmap, IS filter.)
+    wraps when a window edge lies in between (:func:`_stream_wraps`). (OS and WS ifmap, IS filter.)
     """
     R, A, Pf, eps, streams = _ring(entries, words)
     jump = torch.minimum(jump, entries)
-    first, later = _transition_wraps(torch.clamp(blocks - 1, min=0.0), block, jump, R, A, Pf, eps, last_fraction)
-    wraps = first + torch.clamp(passes - 1, min=0.0) * later
+    wraps = _stream_wraps(blocks, passes, block, jump, R, A, Pf, eps, last_fraction)
     k = st_ceil(torch.clamp(passes * R - A, min=0.0) / Pf) + wraps * R / Pf
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
@@ -294,22 +303,55 @@ def prefetches_repeated_blocks(entries, blocks, repeats, block, jump, words, las
         power = miss**n_rep
     series = torch.where(fit > 1e-9, (1.0 - power) / torch.clamp(fit, min=1e-9), n_rep)
     wraps = torch.where(n_rep > 0, crossed * series, torch.zeros_like(series))
-    first, _ = _transition_wraps(torch.clamp(blocks - 1, min=0.0), block, jump, R, A, Pf, eps, last_fraction)
+    first = _stream_wraps(blocks, torch.ones_like(blocks), block, jump, R, A, Pf, eps, last_fraction)
     k = st_ceil((R - A) / Pf) + (wraps + first) * R / Pf
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
-def prefetches_flipped_tiles(entries, tile, words, rescued=None, settles=None):
+def _tile_walk(rows_dim, cols_dim, h, w, R, A, Pf, eps):
+    """Prefetches of a flipped-tile operand followed tile by tile, and whether all its tiles were.
+
+    The list is ``⌈cols/W⌉`` blocks of ``rows × W`` entries (row-major), read block by block, ``H``
+    rows a tile, last row first, each row left to right. The top row slides the window forward; a
+    row starting below the window start wraps: round the list (``R`` sets) to the first start,
+    ``−R`` mod ``Pf`` from the old one, that holds it, sliding on if the row runs past the end (a row
+    across an edge: a wrap and a slide, and the row below wraps again). Exact for distinct addresses.
+    """
+    whole = torch.ceil(cols_dim / w) * torch.ceil(rows_dim / h) <= STREAM_EVENTS
+    (rows_dim, cols_dim, h, w, R, A, Pf, eps), inverse, shape = _distinct(
+        whole & (R > A), rows_dim, cols_dim, h, w, R, A, Pf, eps)
+    col_folds, row_folds, start, k = torch.ceil(cols_dim / w), torch.ceil(rows_dim / h), torch.zeros_like(R), 0.0 * R
+    tiles = torch.nan_to_num(col_folds * row_folds)
+    for e in range(int(min(float(tiles.max()), STREAM_EVENTS)) if tiles.numel() else 0):
+        fc = torch.floor(e / row_folds)
+        fr = e - fc * row_folds
+        cols = torch.where(fc == col_folds - 1, cols_dim - fc * w, w)
+        unread = torch.where(e < tiles, torch.where(fr == row_folds - 1, rows_dim - fr * h, h), 0.0)
+        base = fc * rows_dim * w + fr * h * cols
+        ahead = torch.clamp(torch.ceil((torch.floor((base + unread * cols - 1) / eps) - start - A + 1) / Pf), min=0.0)
+        ahead = torch.where(unread > 0, ahead, 0.0)
+        start, k = start + ahead * Pf, k + ahead
+        for _ in range(3):  # wraps within the tile
+            row = torch.minimum(torch.floor((start * eps - 1 - base) / cols), unread - 1)
+            wrap = row >= 0
+            new = start - R + Pf * torch.ceil((torch.floor((base + row * cols) / eps) - A + 1 - start + R) / Pf)
+            on = torch.clamp(torch.ceil((torch.floor((base + (row + 1) * cols - 1) / eps) - new - A + 1) / Pf), min=0.0)
+            k = k + torch.where(wrap, (new - start + R) / Pf + on, 0.0)
+            start, unread = torch.where(wrap, new + on * Pf, start), torch.where(wrap, row, unread)
+    return torch.nan_to_num(k)[inverse].reshape(shape), whole
+
+
+def prefetches_flipped_tiles(entries, tile, words, rescued=None, settles=None, walk=None):
     """Prefetches of an operand read once, tile by tile, each tile's last row first.
 
-    (WS filter, IS ifmap: a fold's ``H × W`` tile is flipped.) A tile that straddles the window
-    edge when it triggers a slide leaves its first rows behind: a wrap. A wrap pulls the window
-    back by ``d = R − k·Pf`` sets (``k`` prefetches go round the list), which decides whether the
-    next slide splits a tile again: a two-state chain gives the fraction ``π`` of slides that wrap.
+    (WS filter, IS ifmap: a fold's ``H × W`` tile is flipped.) Where the tiles cannot be followed
+    (:func:`_tile_walk`): a tile across the window edge when it triggers a slide leaves its first
+    rows behind, a wrap, which pulls the window back by ``d = R − k·Pf`` sets (``k`` prefetches go
+    round the list); a two-state chain gives the fraction ``π`` of slides that wrap.
     ``rescued`` marks operands whose rows behind the window are all found again further ahead
     (a convolution's overlapping windows, see :func:`operand_prefetches`): they never wrap.
     ``settles`` marks operands where that holds once the window has just wrapped (the slide after a
-    wrap never wraps again).
+    wrap never wraps again). ``walk = (rows, cols, H, W, distinct)``: what the walk needs.
     """
     R, A, Pf, eps, streams = _ring(entries, words)
     tile_sets = torch.clamp(torch.minimum(tile, entries) / eps, min=1e-9)
@@ -326,6 +368,9 @@ def prefetches_flipped_tiles(entries, tile, words, rescued=None, settles=None):
     progress = torch.clamp(Pf - pi * d, min=1.0)
     slides = torch.clamp(R - A, min=0.0) / progress
     k = torch.where(pi > 0, slides * (1.0 + pi * k_wrap), st_ceil(torch.clamp(R - A, min=0.0) / Pf))
+    if walk is not None:
+        followed, whole = _tile_walk(*walk[:4], R, A, Pf, eps)
+        k = torch.where(walk[4] & whole, followed, k)
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
@@ -341,9 +386,8 @@ def operand_prefetches(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, ou
     * IS — ifmap read once in flipped tiles; filter streamed once per column fold (folds of ``N·H``).
 
     Each pattern is evaluated once, on the operand that follows it for each element's dataflow.
-    ``out_cols`` (output columns ``Q``), ``overlap`` (bool: the kernel is taller than the stride,
-    so input words repeat in the im2col matrix) and ``stride`` describe a convolution; leave them
-    out for a GEMM.
+    ``out_cols`` (``Q``), ``overlap`` (the kernel is taller than the stride: input words repeat in
+    the im2col matrix) and ``stride`` describe a convolution; leave them out for a GEMM.
     """
     row_folds, col_folds = folds(m, n, k, h, w, dataflow)
     ifmap_entries, filter_entries = m * k, k * n
@@ -372,8 +416,10 @@ def operand_prefetches(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, ou
         rescued = near & (out_cols >= w)
         if stride is not None:  # (seen with half a window to spare, not at the edge)
             settles = is_ & overlap & (2 * out_cols * k <= A * eps) & (out_cols < w) & (stride == 1)
+    distinct = ~is_ if overlap is None else ~(is_ & overlap)  # an IS conv's im2col ifmap repeats words
     tiles = prefetches_flipped_tiles(torch.where(is_, ifmap_entries, filter_entries), h * w,
-                                     torch.where(is_, ifmap_words, filter_words), rescued, settles)
+                                     torch.where(is_, ifmap_words, filter_words), rescued, settles,
+                                     (k, torch.where(is_, m, n), h, w, distinct))
     # Repeated blocks: OS filter.
     repeated = prefetches_repeated_blocks(filter_entries, col_folds, row_folds, k * w, w * (w - 1), filter_words,
                                           last(n, w, col_folds))
@@ -412,17 +458,14 @@ def stall_bound_cycles(m, n, k, h, w, dataflow, *, compute, ifmap_words, filter_
     ``compute`` is :func:`compute_cycles`; the ``*_words`` are each operand buffer's size in words
     and ``bw_words`` each operand's DRAM bandwidth in words per cycle. An operand not moved to or
     from DRAM (``*_from_dram`` / ``ofmap_to_dram`` false) never stalls. ``terms`` may pass
-    :func:`stall_terms`'s result, computed once (it does not depend on the bandwidth).
-    Returns total cycles ≥ compute.
+    :func:`stall_terms`'s result (it does not depend on the bandwidth). Returns cycles ≥ compute.
 
     Each read operand's ``K`` prefetches keep its DRAM channel busy ``K·(⌈(S/2)/bw⌉ + 1)`` cycles
-    (a prefetch is issued right after the previous one completes, however late it is needed):
-    prefetch ``j`` is ready after ``j`` of them and needed once ``head + (j−1)·rate`` of the work
-    is done (:func:`stall_terms`), so the layer takes at least ``max_j`` of (``j`` prefetches + the
-    work left after miss ``j``), reached at ``j = 1`` or ``j = K``; a DRAM-bound stream adds half a
-    prefetch's deficit on average (SCALE-Sim counts a late prefetch's lateness twice, so such a
-    stream alternates between waiting twice and not at all). The channels run side by side: the
-    slowest one sets the total.
+    (each is issued when the previous one completes): prefetch ``j`` is ready after ``j`` of them and
+    needed once ``head + (j−1)·rate`` of the work is done (:func:`stall_terms`), so the layer takes at
+    least ``max_j`` (``j`` prefetches + the work after miss ``j``), at ``j = 1`` or ``K``; a DRAM-bound
+    stream adds half a prefetch's deficit (SCALE-Sim counts a late prefetch's lateness twice, so it
+    waits twice and then not at all). The channels run side by side: the slowest sets the total.
     """
     if terms is None:
         terms = stall_terms(m, n, k, h, w, dataflow, ifmap_words=ifmap_words, filter_words=filter_words,
@@ -439,10 +482,18 @@ def stall_bound_cycles(m, n, k, h, w, dataflow, *, compute, ifmap_words, filter_
         first = per_prefetch + compute * (1.0 - head)
         bound = torch.where(count > 0, torch.maximum(first, last), 0.0)
         total = torch.where(torch.as_tensor(moved, device=total.device), torch.maximum(total, bound), total)
-    # The ofmap buffer starts draining once half full, then holds the other half while each
-    # drain of half a buffer runs at bw words per cycle: past the first ``S`` words the array
-    # can write no faster than bw. What is still buffered at the end is drained after the run.
+    # The ofmap buffer starts a drain of ``h = ⌊S/2⌋`` words once more than ``h`` wait, and frees
+    # their room at once; a drain takes ``D = ⌈h/bw⌉`` cycles and the next one starts only after it.
+    # The array stalls when ``S`` words wait: the m-th time once it has written ``S + m·h``, until
+    # drain ``m + 1`` starts at ``t1 + m·D`` (``t1``: when ``h`` words are written). The layer ends
+    # no sooner than that plus the work left; the latest such stall binds (the first when the
+    # drains outpace the writes). What is still buffered at the end is drained after the run.
     size = st_round(ofmap_words)
-    drain = st_floor(size / 2) * compute / torch.clamp(writes, min=1.0) + (writes - size) / bw_words
-    drain = torch.where(torch.as_tensor(ofmap_to_dram, device=total.device) & (writes > size), drain, 0.0)
+    half = torch.clamp(st_floor(size / 2), min=1.0)
+    per_word = compute / torch.clamp(writes, min=1.0)
+    stalls = torch.clamp(st_ceil((writes - size) / half) - 1, min=0.0)
+    d = st_ceil(half / bw_words)
+    binding = torch.where(d > half * per_word, stalls, torch.ones_like(stalls))
+    drain = half * per_word + binding * d + compute - (size + binding * half) * per_word
+    drain = torch.where(torch.as_tensor(ofmap_to_dram, device=total.device) & (stalls > 0), drain, 0.0)
     return torch.maximum(total, drain)
