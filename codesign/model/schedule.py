@@ -115,10 +115,8 @@ def list_schedule_lp(
     torch.add(core, (torch.arange(P, dtype=torch.int32, device=core.device) * n_slots)[None, :], out=slot)
     free = core_free.view(-1)
     fused = {l: i for i, l in enumerate(stack[0])} if stack is not None else {}
-    if parts is not None:  # every core of a layer: flat slots [L, (J + 1)·P] to read, cores [L, P, J + 1] to write
-        cores = torch.stack([core.long(), *parts], dim=1)  # [L, J + 1, P]
-        part_slots = (cores + torch.arange(P, dtype=torch.long, device=core.device) * n_slots).view(L, -1)
-        part_cores = cores.permute(0, 2, 1).contiguous()
+    if parts is not None:  # every core of a layer, as flat slots [L, (J + 1)·P] to read and write
+        part_slots = torch.stack([core.long(), *parts], dim=1).add_(torch.arange(P, dtype=torch.long, device=core.device) * n_slots).view(L, -1)
     for l in range(L):
         ready = start[l]
         if parts is None:
@@ -138,8 +136,8 @@ def list_schedule_lp(
             torch.add(ready, cycles[l], out=finish[l])
         if parts is None:
             core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
-        else:
-            core_free.scatter_(1, part_cores[l], finish[l].view(P, 1).expand(P, part_cores.shape[2]))
+        else:  # (a part absent is the layer's own core again: the same value written twice)
+            free.index_copy_(0, part_slots[l], finish[l].repeat(len(parts) + 1))
     return start, finish
 
 
