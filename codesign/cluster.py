@@ -27,10 +27,13 @@ from typing import Any
 from codesign.errors import ArgumentError
 from codesign.space import take
 
+log = logging.getLogger(__name__)
+
 #: Accepted addresses: a scheduler's URL, or ``local:N``.
 ADDRESS = re.compile(r"^(?:(?P<scheme>tcp|tls|ucx|inproc)://\S+|local:(?P<n>[0-9]+))$")
 RETRIES = 2  # Dask's own retries of a task that raised (a lost worker is handled by the scheduler itself)
 CONNECT_TIMEOUT_S = 20.0  # how long to keep trying to reach a scheduler
+RESUBMITS = 3  # times a task the cluster lost (not a job that failed: that is an answer) is submitted again
 POLL_S = 0.25  # how often the coordinator looks at signals and deadlines while it waits
 
 
@@ -88,19 +91,27 @@ def cluster_session(address: str | None, *, say=print) -> Iterator[Any]:
 def completed(client, calls: Iterable[tuple[Callable, tuple, str | None]], *, check: Callable[[], None] | None = None) -> Iterator[tuple[int, Any]]:
     """Run ``fn(*args)`` of each call on the cluster; yield ``(index, result)`` as each finishes.
 
-    ``key`` (or ``None``) names the task: equal keys are one task. ``check()`` is called while waiting
-    and may raise to stop (a signal, a deadline); the tasks not yet finished are then cancelled, as
-    they are when the caller stops iterating.
+    ``key`` (or ``None``) names the task: equal keys are one task. The functions return their own
+    failures as values, so a task that errs has met the cluster's failure (a worker lost more often
+    than the scheduler's ``allowed-failures``, a cancelled or lost result): it is submitted again under
+    a new key, up to :data:`RESUBMITS` times. ``check()`` is called while waiting and may raise to stop
+    (a signal, a deadline); the tasks not yet finished are then cancelled, as they are when the caller
+    stops iterating.
     """
     from distributed import wait
+    from distributed.client import FuturesCancelledError
 
-    futures, index = [], {}
-    for i, (fn, args, key) in enumerate(calls):
+    calls = list(calls)
+    owner: dict = {}  # future → index of its call
+    tries = [0] * len(calls)
+
+    def submit(i: int, key: str | None):
+        fn, args, _ = calls[i]
         future = client.submit(fn, *args, key=key, pure=False, retries=RETRIES)
-        futures.append(future)
-        index.setdefault(future.key, []).append(i)
-    pending = set(futures)
-    served: set = set()
+        owner[future] = i
+        return future
+
+    pending = {submit(i, key) for i, (_, _, key) in enumerate(calls)}
     try:
         while pending:
             if check is not None:
@@ -109,17 +120,31 @@ def completed(client, calls: Iterable[tuple[Callable, tuple, str | None]], *, ch
                 done, pending = wait(pending, timeout=POLL_S, return_when="FIRST_COMPLETED")
             except TimeoutError:
                 continue
+            except FuturesCancelledError as cancelled:  # the scheduler dropped some (a lost worker): handled below
+                log.warning("cluster: %s", cancelled)
+                done, pending = {f for f in pending if f.status != "pending"}, {f for f in pending if f.status == "pending"}
             for future in done:
-                if future.key in served:
+                i = owner.pop(future)
+                if future.status == "finished":
+                    yield i, future.result()
                     continue
-                served.add(future.key)
-                result = future.result()
-                for i in index[future.key]:
-                    yield i, result
+                tries[i] += 1
+                if tries[i] > RESUBMITS:
+                    future.result()  # raises the cluster's error
+                log.warning("cluster task %s %s (%s); submitting it again", future.key, future.status, _error_of(future))
+                key = calls[i][2]
+                pending.add(submit(i, None if key is None else f"{key}-again{tries[i]}"))
     finally:
-        left = [f for f in futures if f.key not in served]
-        if left:
-            client.cancel(left)
+        if owner:
+            client.cancel(list(owner))
+
+
+def _error_of(future) -> str:
+    try:
+        error = future.exception(timeout=1)
+    except Exception as cancelled:  # a cancelled future has no exception of its own
+        error = cancelled
+    return f"{type(error).__name__}: {error}"
 
 
 # --- slow plug-ins ---------------------------------------------------------------------------------

@@ -157,6 +157,8 @@ def test_a_worker_killed_mid_round_changes_nothing_in_the_verified_front(tmp_pat
             done.set()
             killer.join()
     assert killed and killed[0][1] > 0, "no worker was killed while it held oracle jobs"
+    failed = [reason for reason in there.trials["fail_reason"].fillna("") if reason]
+    assert not failed, failed[0][:2000]
     columns = ["round", "role", "latency_s", "cost_usd", *knob_columns(reference.trials)]
     pd.testing.assert_frame_equal(reference.trials[columns], there.trials[columns])
     pd.testing.assert_frame_equal(reference.front[columns], there.front[columns])

@@ -24,6 +24,7 @@ import copy
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -260,14 +261,15 @@ class Oracle(abc.ABC):
             yield key, job, future.result()
 
     def _cluster_outcomes(self, todo: list[tuple[str, LayerJob]]):
-        """The jobs on the cluster, one task each, named by the oracle and the job (equal jobs, one task).
+        """The jobs on the cluster, one task each, named by the oracle, the job and the call.
         The workers get the oracle without its deadline (their clocks are not ours): the deadline and a
         stop are watched here, and the tasks not finished then are cancelled."""
         from codesign.cluster import completed
 
         remote = copy.copy(self)
         remote.deadline, remote._stopping = None, False
-        calls = [(_attempt, (remote, job), f"codesign-{self.name}-{self.version}-{key}") for key, job in todo]
+        run = uuid.uuid4().hex[:8]  # a key of its own per call: a key just cancelled is never submitted again
+        calls = [(_attempt, (remote, job), f"codesign-{self.name}-{self.version}-{key[:16]}-{run}") for key, job in todo]
         for i, outcome in completed(self.cluster, calls, check=self.check_running):
             yield todo[i][0], todo[i][1], outcome
 
