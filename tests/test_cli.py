@@ -94,7 +94,7 @@ def test_unknown_workload(capsys, tmp_path):
     design.write_text('[workload]\nnetwork = "resnet19"\n')
     out = tmp_path / "out"
     code, _, err = cli(capsys, "explore", design, "--out", out)
-    assert_one_error(code, err, str(design), "workload.network", "'resnet19'", "valid networks")
+    assert_one_error(code, err, str(design), "workload.network", "'resnet19'", "not a zoo network (bert_base")
     assert not out.exists()
 
 
