@@ -138,3 +138,26 @@ def test_an_llm_runs_layer_by_layer(folder):
            "schedule": {"mode": ["layer_by_layer", "pipelined"]}}
     with pytest.raises(DesignError, match="runs layer by layer"):
         build_evaluator(parse_design(raw))
+
+
+def test_ws_decode_gemvs_follow_scalesim():
+    """The weight-stationary decode GEMVs of ``data/llm/gemv_scalesim_3.0.0.json`` (up to 4,096 filter tiles, too many
+    to follow one by one): compute exact and total cycles within 0.1 % of SCALE-Sim. Their tiles never straddle one of
+    the read buffer's sets, so the filter is read by slides alone (``stalls.tiles_within_sets``); the two-state chain
+    put them at up to 27x SCALE-Sim's total."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("validate_llm_gemv", root / "scripts" / "validate_llm_gemv.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rows = [r for r in json.loads((root / "data" / "llm" / "gemv_scalesim_3.0.0.json").read_text())["rows"]
+            if r["dataflow"] == "ws"]
+    assert len(rows) == 12 and max(r["N"] * r["K"] for r in rows) == 512 * 2048
+    for array in {r["array"] for r in rows}:
+        mine = [r for r in rows if r["array"] == array]
+        h, w = map(int, array.split("x"))
+        for r, (compute, total) in zip(mine, script.ours([(r["gemm"], r["M"], r["N"], r["K"]) for r in mine], h, w, "ws")):
+            assert compute == r["compute_scalesim"], r
+            assert abs(total / r["total_scalesim"] - 1) <= 0.001, (r, total)

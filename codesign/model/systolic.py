@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import torch
 
+from codesign.model.stalls import floor_sum, tiles_within_sets
 from codesign.vocab import IS, OS, WS  # the dataflow codes of the [P, L] dataflow tensors
 
 
@@ -157,35 +158,6 @@ def _ring(entries, words):
     streams = R > A
     Pf = torch.clamp(torch.minimum(pf_max, R - A), min=1.0)
     return R, A, Pf, eps, streams
-
-
-def floor_sum(n, m, a, b, depth: int = 64) -> torch.Tensor:
-    """``Σ_{i<n} ⌊(a·i + b)/m⌋`` elementwise for integer-valued tensors ``n ≥ 0, m ≥ 1, a ≥ 0, b ≥ 0``.
-
-    The Euclid-like recursion of the AtCoder library (``floor_sum_unsigned``), vectorised. After
-    ``depth`` levels the rest is replaced by its mean ``Σ (a·i + b)/m − n/2`` (exact when the
-    recursion has ended): the first levels hold the small-denominator resonances that matter.
-    Float64 throughout (exact below 2⁵³).
-    """
-    n, m, a, b = (x.to(torch.float64) for x in torch.broadcast_tensors(
-        torch.as_tensor(n), torch.as_tensor(m), torch.as_tensor(a), torch.as_tensor(b)))
-    ans = torch.zeros_like(n)
-    for _ in range(depth):
-        q = torch.floor(a / m)
-        r = torch.floor(b / m)
-        ans = ans + n * (n - 1) / 2 * q + n * r
-        a = a - q * m
-        b = b - r * m
-        y = a * n + b
-        done = y < m
-        if bool(done.all()):
-            return ans
-        n = torch.where(done, 0.0, torch.floor(y / m))
-        b = torch.where(done, 0.0, y - n * m)
-        m, a = torch.where(done, m, a), torch.where(done, 0.0, m)
-        m = torch.clamp(m, min=1.0)
-    # Truncated: the mean of what is left (a < m, b < m here).
-    return ans + torch.clamp((a * n * (n - 1) / 2 + b * n) / m - n / 2, min=0.0)
 
 
 #: Levels of :func:`floor_sum` the stall model resolves exactly (the rest is averaged).
@@ -371,6 +343,9 @@ def prefetches_flipped_tiles(entries, tile, words, rescued=None, settles=None, w
     if walk is not None:
         followed, whole = _tile_walk(*walk[:4], R, A, Pf, eps)
         k = torch.where(walk[4] & whole, followed, k)
+        # Too many tiles to follow, but none across a set boundary: the walk would never wrap (stalls.py).
+        slides = st_ceil(torch.clamp(st_floor((entries - 1) / eps) - A + 1, min=0.0) / Pf)
+        k = torch.where(walk[4] & ~whole & tiles_within_sets(*walk[:4], eps), slides, k)
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
