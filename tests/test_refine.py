@@ -53,7 +53,7 @@ def test_pcgrad_removes_conflict():
 
 @pytest.fixture(scope="module")
 def setup():
-    space = make_space(search={"population": 32}, constraints={"area_mm2": 10.0}, objectives={"minimize": ["latency_s", "energy_j"]},
+    space = make_space(search={"population": 32}, constraints={"area_mm2": 10.0}, objectives={"minimize": ["latency_s", "cost_usd"]},
                        schedule={"granularity": "group", "group_size": 6})
     evaluator = Evaluator(space)
     study = optuna.create_study(directions=["minimize", "minimize"])
