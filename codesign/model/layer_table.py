@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from codesign.knobs import hardware_knob
+from codesign.knobs import HARDWARE_KNOBS
 from codesign.model.analytical import AnalyticalModel
 from codesign.model.systolic import folds as systolic_folds
 from codesign.model.systolic import sram_accesses
@@ -110,14 +110,17 @@ def _job_candidates(jobs, col: torch.Tensor) -> Candidates:
     f64 = lambda v: torch.tensor(v, dtype=torch.float64)  # noqa: E731
     dataflow = torch.zeros(n, n, dtype=torch.long)
     dataflow[torch.arange(n), col] = torch.tensor([dataflow_code(j.dataflow) for j in jobs])
-    return Candidates(
+    # Every knob at its registry default (a MAC layer with no epilogue does not see the vector
+    # unit, and no single layer fills the DRAM), then the job's own hardware.
+    values = {k.name: torch.zeros(n, dtype=torch.long) if k.tensor == "index"
+              else torch.full((n,), k.default[0], dtype=torch.long if k.tensor == "long" else torch.float64) for k in HARDWARE_KNOBS}
+    values.update(
         grid_rows=torch.ones(n, dtype=torch.long), grid_cols=torch.ones(n, dtype=torch.long),
         pe_rows=f64([j.array_h for j in jobs]), pe_cols=f64([j.array_w for j in jobs]),
         sram_kib=f64([(j.ifmap_sram_bytes + j.filter_sram_bytes + j.ofmap_sram_bytes) / 1024.0 for j in jobs]),
         dram_gbps=f64([j.bandwidth for j in jobs]), noc_link_gbps=f64([1e15] * n), clock_ghz=f64([1.0] * n),
-        node=torch.zeros(n, dtype=torch.long), dataflow=dataflow, core=torch.zeros(n, n, dtype=torch.long),
-        pipelined=torch.zeros(n, dtype=torch.bool), vector_lanes=f64([float(hardware_knob("vector_lanes").default[0])] * n),
     )
+    return Candidates(**values, dataflow=dataflow, core=torch.zeros(n, n, dtype=torch.long), pipelined=torch.zeros(n, dtype=torch.bool))
 
 
 def job_table(jobs, *, chunk: int = 32, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
