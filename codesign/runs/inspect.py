@@ -112,7 +112,7 @@ def show(out: str | Path, trial: int) -> dict[str, Path]:
     stem = f"trial_{trial}"
     return {
         "floorplan": write_atomic(out / f"{stem}_floorplan.png", lambda p: plot_floorplan(graph, p, title=f"trial {trial}")),
-        "gantt": write_atomic(out / f"{stem}_gantt.png", lambda p: plot_gantt(schedule, p, title=f"trial {trial}: layer-by-layer schedule")),
+        "gantt": write_atomic(out / f"{stem}_gantt.png", lambda p: plot_gantt(schedule, p, title=f"trial {trial}: schedule")),
         "schedule": write_csv(schedule, out / f"{stem}_schedule.csv"),
         "graphml": write_atomic(out / f"{stem}.graphml", lambda p: write_graphml(graph, p)),
         "json": write_atomic(out / f"{stem}.json", lambda p: write_graph_json(graph, p)),
