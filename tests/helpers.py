@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from pathlib import Path
 
 import optuna
@@ -75,6 +76,13 @@ def write_design(folder: Path, name: str = "design.toml", **kwargs) -> Path:
     path = folder / name
     path.write_text(small_design_text(**kwargs))
     return path
+
+
+def default_sighup() -> None:
+    """``preexec_fn`` of a child the test signals: SIGHUP at its default, as in a terminal. A test run under
+    nohup passes SIGHUP ignored on to its children, and codesign keeps an ignored SIGHUP ignored (nohup's
+    promise), so the child would not stop."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:

@@ -17,16 +17,18 @@ import pytest
 
 import codesign.runs.explore as explore_module
 import codesign.runs.outputs as outputs_module
-from tests.helpers import DESIGNS, POPULATION, cli, stored_trials, write_design
+from tests.helpers import DESIGNS, POPULATION, cli, default_sighup, stored_trials, write_design
 
 OUTPUTS = ("trials.csv", "front.csv", "front.png", "summary.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-LONG = 400 * POPULATION  # far more than a test waits for: the run is always stopped by the signal
+LONG = 2000 * POPULATION  # far more than a test waits for (about 10 s of search): the run is always stopped by the signal
+
 
 
 def _start(design: Path, out: Path, total: int) -> subprocess.Popen:
     argv = ["explore", str(design), "--trials", str(total), "--seed", "5", "--out", str(out), "--no-progress"]
-    return subprocess.Popen([sys.executable, "-m", "codesign", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "codesign", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sighup)
 
 
 def _wait_for_stored_batches(proc: subprocess.Popen, out: Path, size: int) -> None:
