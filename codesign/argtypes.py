@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import tomllib
 
 
 def positive_int(text: str) -> int:
@@ -34,3 +35,12 @@ def positive_float(text: str) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def toml_value(text: str):
+    """A value typed after ``KEY=``, in TOML syntax (``32``, ``2.5``, ``true``, ``"os"``, ``[8, 16]``); a
+    bare word that is not TOML (``os``) is the word itself."""
+    try:
+        return tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text.strip()

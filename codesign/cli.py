@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 
-from codesign.argtypes import non_negative_int, positive_float, positive_int
+from codesign.argtypes import non_negative_int, positive_float, positive_int, toml_value
 from codesign.errors import ArgumentError, UserError
 from codesign.search.guards import Aborted
 from codesign.vocab import DEVICES, FORMATS, PRECISIONS, REFINE_METHODS, SAMPLERS, STRATEGIES, UNSUPPORTED
@@ -102,15 +102,10 @@ def _shape(text: str) -> tuple[int, ...]:
 
 
 def _key_value(text: str) -> tuple[str, object]:
-    import tomllib
-
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        return key.strip(), value.strip()
+    return key.strip(), toml_value(value)
 
 
 def _print_table(frame, head: list[str], fmt: str) -> None:

@@ -12,13 +12,13 @@ design's plug-ins evaluate it, as in a search; the per-layer table is the model'
 from __future__ import annotations
 
 import copy
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 
+from codesign.argtypes import toml_value
 from codesign.design import Design, load_design, parse_design
 from codesign.errors import ArgumentError
 from codesign.knobs import HARDWARE_KNOBS
@@ -33,11 +33,7 @@ def parse_setting(text: str) -> tuple[list[str], Any]:
     path = [part.strip() for part in key.split(".")]
     if not sep or len(path) < 2 or not all(path):
         raise ArgumentError("set", text, "expected SECTION.KEY=VALUE, e.g. hardware.pe_rows=32 or schedule.dataflow=os")
-    try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value.strip()
-    return path, parsed
+    return path, toml_value(value)
 
 
 def _apply(raw: dict, settings: list[str]) -> dict:
