@@ -19,6 +19,8 @@ rows already decoded on the device) for comparison.
     .venv/bin/python scripts/bench_eval.py --json > docs/perf/bench_eval.json
     .venv/bin/python scripts/bench_eval.py --quick --device cuda --dtype float32
     .venv/bin/python scripts/bench_eval.py --quick --workloads resnet50,torchvision:resnet50 --json
+    .venv/bin/python scripts/bench_eval.py --workloads resnet50 --populations 16384,65536 --threads 2 \
+        --design designs/bench_resnet50_16core.toml,designs/bench_resnet50_16core_fused.toml   # in turn
 
 A workload is any network spec a design file takes (a zoo name, ``torchvision:NAME``, a module,
 an ONNX file). When a zoo network and its torchvision import both run, ``imported_vs_zoo`` gives
@@ -283,6 +285,35 @@ def bench_workload(network: str, device: torch.device, dtype: torch.dtype, popul
     }
 
 
+def bench_alternating(network: str, designs: list[Path], device: torch.device, dtype: torch.dtype, populations: list[int], repeats: int,
+                      say) -> dict:
+    """Several designs timed in one run, call by call in turn (the first design first on even
+    repeats, last on odd ones), so that a busy machine's load falls on all of them alike: per
+    population, each design's median and the median over repeats of each design's evaluations per
+    second over the first design's in the same round (``vs_first``)."""
+    spaces = [build_space(network, path) for path in designs]
+    evaluators = [Evaluator(space, device=device, dtype=dtype) for space in spaces]
+    rows_all = [random_rows(space, max(populations), device) for space in spaces]
+    for evaluator, rows in zip(evaluators, rows_all):
+        evaluator.evaluate_rows(rows[:8])
+    out = []
+    for P in populations:
+        times = [[] for _ in designs]
+        for evaluator, rows in zip(evaluators, rows_all):
+            evaluator.evaluate_rows(rows[:P])  # warm-up at this size
+        for r in range(repeats):
+            order = range(len(designs)) if r % 2 == 0 else reversed(range(len(designs)))
+            for i in order:
+                times[i].extend(time_calls(lambda: evaluators[i].evaluate_rows(rows_all[i][:P]), device, 1, budget_s=60.0))
+        entry = {"population": P, "repeats": repeats, "designs": {
+            str(path.resolve().relative_to(ROOT)): {"median_s": median(t), "evals_per_s": P / median(t)} for path, t in zip(designs, times)}}
+        entry["vs_first"] = [median([t0 / ti for t0, ti in zip(times[0], t)]) for t in times]
+        out.append(entry)
+        say(f"  {network:10s} P={P:6d}  " + "  ".join(f"{P / median(t):12,.0f}" for t in times) + "  evals/s;  vs first "
+            + " ".join(f"{v:.3f}" for v in entry["vs_first"]))
+    return {"layers": len(spaces[0].lowered.names), "knobs": [space.dimension for space in spaces], "populations": out}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
@@ -294,11 +325,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", help="torch intra-op threads on cpu, or a comma-separated list to try each (default: torch's default)")
     parser.add_argument("--quick", action="store_true", help=f"populations {QUICK_POPULATIONS}, 3 repeats, 100 single calls")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    parser.add_argument("--design", type=Path, default=DESIGN,
+    parser.add_argument("--design", default=str(DESIGN),
                         help="the design whose ranges are timed (default designs/bench_resnet50_16core.toml; "
-                             "designs/bench_resnet50_16core_fused.toml adds fusion and splitting)")
+                             "designs/bench_resnet50_16core_fused.toml adds fusion and splitting), or several, "
+                             "comma-separated: timed call by call in turn in one run, each against the first")
     parser.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    designs = [Path(d) for d in args.design.split(",")]
+    args.design = designs[0]
     os.environ["BENCH_EVAL_DESIGN"] = str(args.design.resolve())
     if args.memory_child:
         if args.threads:
@@ -329,6 +363,22 @@ def main(argv: list[str] | None = None) -> int:
         "results": {str(device.type): {}},
     }
     started = time.perf_counter()
+    if len(designs) > 1:
+        torch.set_num_threads(thread_counts[0])
+        report["benchmark"] = "bench_eval, designs in turn"
+        report["designs"] = [str(d.resolve().relative_to(ROOT)) for d in designs]
+        report["results"][device.type] = {network: bench_alternating(network, designs, device, dtype, populations, repeats, say)
+                                          for network in args.workloads.split(",")}
+        report["wall_s"] = time.perf_counter() - started
+        if not args.json:
+            for network, r in report["results"][device.type].items():
+                print(f"{network}: {', '.join(report['designs'])} ({r['knobs']} knobs), evaluations/s in turn")
+                for e in r["populations"]:
+                    rates = "  ".join(f"{d['evals_per_s']:12,.0f}" for d in e["designs"].values())
+                    print(f"{e['population']:>10} {rates}   vs first {' '.join(f'{v:.3f}' for v in e['vs_first'])}")
+        else:
+            print(json.dumps(report, indent=2))
+        return 0
     for network in args.workloads.split(","):
         runs = []
         for threads in thread_counts:

@@ -76,9 +76,10 @@ def layer_variants(space) -> list[dict]:
     return plain + [dict(fused_in=no, fused_out=no, split=float(k), rows=axis == "rows") for k, axis in options if k > 1]
 
 
-def split_parts(core, k, n_cores, grid_cols, max_split: int, dtype) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """Hops from each layer's core to its farthest part and to all its parts, and the cores of
-    parts ``1 … max_split − 1`` (the layer's own core where a part is absent); any broadcast shapes."""
+def split_parts(core, k, n_cores, grid_cols, max_split: int, dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Hops from each layer's core to its farthest part and to all its parts, and the cores of its
+    parts ``0 … max_split − 1`` along a new last dimension (part 0 is the layer's core; a part
+    absent is the layer's core again); any broadcast shapes."""
     parts, far, total = [], None, None
     for j in range(1, max_split):
         part = torch.where(j < k, (core + j) % n_cores, core)
@@ -86,7 +87,20 @@ def split_parts(core, k, n_cores, grid_cols, max_split: int, dtype) -> tuple[tor
         far = hops if far is None else torch.maximum(far, hops)
         total = hops if total is None else total + hops
         parts.append(part)
-    return far, total, parts
+    return far, total, torch.stack([torch.broadcast_to(core, parts[0].shape), *parts], dim=-1).long()
+
+
+def first_share(halo, tiles, inv_tiles):
+    """The share of a fused layer's producer that runs before the layer's first tile can start:
+    ``1 + ⌈halo · T⌉`` of its ``T`` tiles (at most ``T``), times ``1/T``; any broadcast shapes."""
+    return torch.minimum(1.0 + torch.ceil(halo * tiles), tiles) * inv_tiles
+
+
+def tile_fits(inv_tiles, halo, tile_room, weights, filter_room, sram_kib):
+    """Whether a fused boundary fits: its tile with the halo rows in half of the ifmap and ofmap
+    partitions (``tile_room`` per KiB of SRAM), and ``weights`` (the stack's so far) in the filter
+    partition; any broadcast shapes."""
+    return ((inv_tiles + halo).clamp_(max=1.0) <= sram_kib * tile_room) & (weights <= sram_kib * filter_room)
 
 
 class FusionTables:
@@ -101,6 +115,7 @@ class FusionTables:
         self.layer_index = torch.arange(L, device=dev)[:, None]
         self.fusable = [l for l, ok in enumerate(lw.fusable.tolist()) if ok] if self.fusion else []
         self.fusable_index = torch.tensor(self.fusable, dtype=torch.long, device=dev)
+        self.producer_index = self.fusable_index - 1
         # each fusable layer's input edge from l − 1: its position among the layer's inputs (the last: inputs are in layer order)
         self.fused_input = [len(model.pred_lists[l]) - 1 for l in self.fusable]
         options = space.split_options if self.splitting else [(1, "channels")]
@@ -138,7 +153,9 @@ def schedule_plan(ft: FusionTables, *, fuse, tile, split, sram_kib, link_bytes_p
 
     ``hops`` is :func:`split_parts`' result for the candidates (with splitting). Returns ``variant``
     (each layer's block of the batch tables, int32), with fusion ``fused``, ``fused_out``, ``tiles``,
-    ``inv_tiles``; with splitting ``split`` (cores), ``split_cycles``, ``split_byte_hops`` ``[P]``, ``parts``."""
+    ``inv_tiles``; with splitting ``split`` (cores), ``split_cycles``, ``split_byte_hops`` ``[P]``, ``parts``
+    (the cores ``[L, P, max_split]`` of each layer's parts, its own first). The tabulated path gets the
+    same values from code-keyed tables (:class:`CodedPlan`)."""
     out, variant = {}, None
     take = lambda table, index: table.index_select(0, index.reshape(-1)).view(index.shape)  # noqa: E731  (faster than table[index])
     if ft.splitting:
@@ -158,9 +175,7 @@ def schedule_plan(ft: FusionTables, *, fuse, tile, split, sram_kib, link_bytes_p
         for l in ft.fusable:  # (a step per fusable boundary: faster than a cummax over all layers)
             torch.where(want[l], head[l - 1], head[l], out=head[l])
         both = take(ft.tiles, tile.gather(0, head).add_(head * ft.n_tiles))
-        sram = sram_kib[None, :]
-        fits = (both.imag + ft.halo).clamp_(max=1.0) <= sram * ft.tile_room
-        fits &= ft.upto - take(ft.before, head) <= sram * ft.filter_room
+        fits = tile_fits(both.imag, ft.halo, ft.tile_room, ft.upto - take(ft.before, head), ft.filter_room, sram_kib[None, :])
         fused = fits.logical_and_(want)
         fused_out = torch.zeros_like(fused)
         fused_out[:-1] = fused[1:]
@@ -171,28 +186,140 @@ def schedule_plan(ft: FusionTables, *, fuse, tile, split, sram_kib, link_bytes_p
     return out
 
 
+class CodedPlan:
+    """:func:`schedule_plan` and :func:`stack_timing`'s inputs for the tabulated path, from tables keyed
+    by the candidates' codes, built once per model from the same formulas (so bit for bit the same).
+
+    Fusion: per fusable layer (``F`` of them), per depth ``d`` of its stack so far (its head is layer
+    ``l − d``) and per tile code of the head, its :func:`first_share`, ``T`` and ``1/T``, and per SRAM
+    choice whether its tile fits (:func:`tile_fits`). Splitting: per (grid, core, split option) the
+    farthest part's hop cycles and the parts' cores, and per layer also the parts' byte-hops.
+    A candidate's plan is then a pass over the ``F`` fusable layers (each layer's depth and head tile
+    code from the one before) and a few gathers (:meth:`plan`)."""
+
+    def __init__(self, ft: FusionTables, *, sram_kib, grids: list, n_slots: int, dtype, device) -> None:
+        self.ft, self.L = ft, ft.layer_index.shape[0]
+        i32 = dict(dtype=torch.int32, device=device)
+        if ft.fusion:
+            F, nT = ft.fusable_index, ft.n_tiles
+            # each fusable layer after a fusable one continues that layer's stack; the longest run bounds the depth
+            self.chained, runs = [], []
+            for i, l in enumerate(ft.fusable):
+                self.chained.append(i > 0 and ft.fusable[i - 1] == l - 1)
+                runs.append(runs[-1] + 1 if self.chained[-1] else 1)
+            depth = max(runs) + 1
+            head = (F[:, None] - torch.arange(depth, device=device)[None, :]).clamp_(min=0)  # [F, depth]
+            both = ft.tiles[head[..., None] * nT + torch.arange(nT, device=device)]  # [F, depth, tile code]
+            tiles, inv, halo = both.real, both.imag, ft.halo[F][:, :, None]
+            self.share = first_share(halo, tiles, inv).reshape(-1)
+            self.tiles, self.inv = tiles.reshape(-1).contiguous(), inv.reshape(-1).contiguous()
+            self.sram = torch.sort(torch.as_tensor(sram_kib, dtype=dtype, device=device)).values
+            weights = ft.upto[F] - ft.before[head]  # [F, depth]
+            self.fits = tile_fits(inv[..., None], halo[..., None], ft.tile_room[F][:, :, None, None], weights[:, :, None, None],
+                                  ft.filter_room, self.sram).reshape(-1)
+            self.stack_offset = (torch.arange(len(ft.fusable), **i32) * (depth * nT))[:, None]
+        if ft.splitting:
+            O, S, G = len(ft.options), n_slots, len(grids)
+            rows, cols = (torch.tensor([g[i] for g in grids], dtype=torch.long, device=device)[:, None, None] for i in (0, 1))
+            core = torch.arange(S, device=device)[None, :, None]
+            far, total, cores = split_parts(core, ft.split_k[None, None, :], rows * cols, cols, ft.max_split, dtype)  # [G, S, O]
+            self.far_cycles = (far * (2 * ft.hop_cycles)).reshape(-1)
+            self.cores = cores.reshape(G * S * O, ft.max_split)
+            self.byte_hops = (ft.part_bytes.view(self.L, 1, 1, O) * total[None]).reshape(-1)  # [L, G, S, O]
+            self.n_options, self.grid_step = O, S * O
+            self.layer_options = (torch.arange(self.L, **i32) * O)[:, None]
+            self.layer_keys = (torch.arange(self.L, **i32) * (G * S * O))[:, None]
+
+    def plan(self, *, fuse, tile, split, grid, core, sram_kib, link_bytes_per_cycle, buf, detail: bool = False) -> dict:
+        """:func:`schedule_plan`'s result from codes ``[L, P]`` int32 (``fuse`` bool; ``grid`` ``[P]``,
+        ``core`` the slots), except: ``parts`` is ``(key, cores)``, layer ``l``'s parts' cores being
+        ``cores[key[l]]``; the fusion terms are ``[F, P]``, :func:`stack_terms`' inputs ``stack_fused``,
+        ``share`` and ``inv_tiles``; ``fused``, ``fused_out``, ``tiles`` and ``split`` ``[L, P]`` (what
+        :func:`~codesign.model.evaluation.layer_detail` reads) come only with ``detail``. Temporaries
+        are written into ``buf(tag, shape, dtype)``."""
+        ft, L, P = self.ft, self.L, core.shape[1]
+        dt = link_bytes_per_cycle.dtype
+        out, variant = {}, None
+        if ft.splitting:
+            key = torch.mul(core, self.n_options, out=buf("plan.key", (L, P), torch.int32)).add_(split).add_((grid * self.grid_step)[None, :])
+            index = torch.add(split, self.layer_options, out=buf("plan.index", (L, P), torch.int32)).view(-1)
+            cycles = torch.index_select(ft.noc_bytes, 0, index, out=buf("plan.split_cycles", (L * P,), dt)).view(L, P)
+            far = torch.index_select(self.far_cycles, 0, key.view(-1), out=buf("plan.far", (L * P,), dt)).view(L, P)
+            out["split_cycles"] = cycles.mul_(1.0 / link_bytes_per_cycle).add_(far)
+            torch.add(key, self.layer_keys, out=index.view(L, P))
+            out["split_byte_hops"] = torch.index_select(self.byte_hops, 0, index, out=far.view(-1)).view(L, P).sum(dim=0)
+            out["parts"] = (key, self.cores)
+            variant = torch.index_select(ft.variant_of, 0, split.view(-1), out=buf("plan.variant", (L * P,), torch.int32)).view(L, P)
+            if detail:
+                out["split"] = ft.split_k[split.long()]
+        if ft.fusion:
+            variant = buf("plan.variant", (L, P), torch.int32).zero_() if variant is None else variant
+            self._fusion(out, fuse, tile, split, sram_kib, variant, buf, detail)
+        out["variant"] = variant
+        return out
+
+    def _fusion(self, out: dict, fuse, tile, split, sram_kib, variant, buf, detail: bool) -> None:
+        """:meth:`plan`'s fusion terms, and the fused boundaries' codes added to ``variant``."""
+        ft, L, P = self.ft, self.L, tile.shape[1]
+        F, nF, nT = ft.fusable_index, len(ft.fusable), ft.n_tiles
+        want = fuse.index_select(0, F)
+        if ft.splitting:  # split layers are never fused
+            alone = torch.index_select(ft.alone, 0, split.view(-1), out=buf("plan.alone", (L * P,), torch.bool)).view(L, P)
+            want &= alone.index_select(0, F)
+            want &= alone.index_select(0, ft.producer_index)
+        # Each fusable layer's depth d in its stack and its head's tile code t, as d·nT + t (d = 0 where not fused).
+        state = buf("plan.state", (nF, P), torch.int32)
+        for i, l in enumerate(ft.fusable):
+            torch.where(want[i], (state[i - 1] if self.chained[i] else tile[l - 1]) + nT, tile[l], out=state[i])
+        index = state.add_(self.stack_offset).view(-1)
+        share = torch.index_select(self.share, 0, index, out=buf("plan.share", (nF * P,), self.share.dtype)).view(nF, P)
+        inv = torch.index_select(self.inv, 0, index, out=buf("plan.inv", (nF * P,), self.inv.dtype)).view(nF, P)
+        sram = torch.searchsorted(self.sram, sram_kib.contiguous()).clamp_(max=len(self.sram) - 1).to(torch.int32)
+        fits_index = torch.mul(state, len(self.sram), out=buf("plan.fits_index", (nF, P), torch.int32)).add_(sram[None, :])
+        fused = torch.index_select(self.fits, 0, fits_index.view(-1), out=buf("plan.fused", (nF * P,), torch.bool)).view(nF, P)
+        fused.logical_and_(want)
+        code = buf("plan.code", (nF, P), torch.int32).copy_(fused)
+        variant.index_add_(0, F, code).index_add_(0, ft.producer_index, code.mul_(2))
+        out.update(stack_fused=fused, share=share, inv_tiles=inv)
+        if detail:  # the layer-major [L, P] fields layer_detail reads
+            whole = torch.zeros(L, P, dtype=torch.bool, device=fused.device).index_copy_(0, F, fused)
+            fused_out = torch.zeros_like(whole)
+            fused_out[:-1] = whole[1:]
+            tiles = ft.tiles[ft.layer_index * nT + tile.long()].real.index_copy(0, F, self.tiles[index].view(nF, P))
+            out.update(fused=whole, fused_out=fused_out, tiles=tiles)
+
+
 def stack_timing(ft: FusionTables, plan: dict, cycles, transfer, latency) -> tuple:
+    """The list schedule's ``stack`` from :func:`schedule_plan`'s ``plan`` (:func:`stack_terms`)."""
+    F = ft.fusable_index
+    fused, tiles, inv = (plan[name].index_select(0, F) for name in ("fused", "tiles", "inv_tiles"))
+    return stack_terms(ft, fused, first_share(ft.halo[F], tiles, inv), inv, cycles, transfer, latency)
+
+
+def stack_terms(ft: FusionTables, fused, share, inv_tiles, cycles, transfer, latency, buf=None) -> tuple:
     """The list schedule's ``stack``: the fusable layers and their terms ``[F, P]`` (``±inf`` where the
     boundary is not fused, which leaves the layer-by-layer schedule as it is).
 
     Args:
-        plan: :func:`schedule_plan`'s result.
+        fused: ``[F, P]`` bool, whether each fusable layer's boundary is fused.
+        share: ``[F, P]``, :func:`first_share` of the layer's stack.
+        inv_tiles: ``[F, P]``, one over the stack's tile count.
         cycles: each layer's cycles ``[L, P]``.
         transfer: NoC time ``[F, P]`` of each fusable layer's edge from layer ``l − 1`` (0 on one core).
         latency: its hops × router latency ``[F, P]``.
+        buf: ``buf(tag, shape, dtype)`` gives a tensor to write a term into (new ones without).
 
     The terms: ``first`` (from the producer's start to the first input tiles' arrival), ``last``
     (from the producer's end to this layer's end: its last tile's transfer and one tile) and
     ``stream`` (from the producer's start: the first tiles, all the bytes over the link, one tile).
+    (No op writes into a tensor autograd needs: the direct path may differentiate through them.)
     """
-    F = ft.fusable_index
-    fused, tiles, inv = (plan[name].index_select(0, F) for name in ("fused", "tiles", "inv_tiles"))
-    share = torch.minimum(1.0 + torch.ceil(ft.halo[F] * tiles), tiles) * inv  # producer tiles before the first output tile
-    producer = cycles.index_select(0, F - 1) * share
-    tile_transfer = (transfer - latency) * inv + latency
-    one_tile = cycles.index_select(0, F) * inv
-    inf = torch.tensor(float("inf"), dtype=cycles.dtype, device=cycles.device)
-    first = torch.where(fused, producer + tile_transfer, inf)
-    last = torch.where(fused, tile_transfer + one_tile, -inf)
-    stream = torch.where(fused, producer + transfer + one_tile, -inf)
-    return ft.fusable, first, last, stream
+    out = (lambda tag: None) if buf is None else (lambda tag: buf(tag, fused.shape, cycles.dtype))  # noqa: E731
+    producer = torch.index_select(cycles, 0, ft.producer_index, out=out("stack.stream")).mul_(share)
+    tile_transfer = torch.sub(transfer, latency, out=out("stack.last")).mul_(inv_tiles).add_(latency)
+    one_tile = torch.index_select(cycles, 0, ft.fusable_index, out=out("stack.one_tile")).mul_(inv_tiles)
+    first = torch.add(producer, tile_transfer, out=out("stack.first"))
+    last = tile_transfer.add_(one_tile)
+    stream = producer.add_(transfer).add_(one_tile)
+    apart = torch.logical_not(fused) if buf is None else torch.logical_not(fused, out=buf("stack.apart", fused.shape, torch.bool))
+    return ft.fusable, first.masked_fill_(apart, float("inf")), last.masked_fill_(apart, -float("inf")), stream.masked_fill_(apart, -float("inf"))

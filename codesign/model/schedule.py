@@ -48,7 +48,7 @@ def list_schedule(
         pred_lists: the real predecessors of each layer, if the caller has them as lists
             (read from ``preds``/``pred_mask`` otherwise: a host sync on cuda).
         stack: fused stacks: :func:`~codesign.model.fusion.stack_timing`'s result (see :func:`list_schedule_lp`).
-        parts: split layers: the cores ``[L, P]`` of each layer's parts after its first (see :func:`list_schedule_lp`).
+        parts: split layers: the cores ``[L, P, K]`` of each layer's parts (see :func:`list_schedule_lp`).
 
     Returns:
         ``(start, finish)``, each ``[P, L]``.
@@ -93,8 +93,10 @@ def list_schedule_lp(
             ``l − 1``, may be fused, and their terms ``[F, P]`` (``±inf`` where not fused). Such a
             layer's input from ``l − 1`` arrives at ``min(finish[l−1] + transfer, start[l−1] + first)`` (its first
             tiles), and it ends no earlier than ``finish[l−1] + last`` nor ``start[l−1] + stream``.
-        parts: a list of ``[L, P]`` long: the cores of each layer's parts after its first (its own
-            core where absent); a split layer waits for all of them and holds them until it ends.
+        parts: split layers: the cores ``[L, P, K]`` (long) of each layer's ``K`` parts, its own core
+            first and again where a part is absent, or ``(key, cores)``: layer ``l``'s are
+            ``cores[key[l]]`` (``key`` ``[L, P]``, ``cores`` ``[N, K]``). A split layer waits for all
+            its cores and holds them until it ends.
 
     Returns:
         ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
@@ -115,14 +117,14 @@ def list_schedule_lp(
     torch.add(core, (torch.arange(P, dtype=torch.int32, device=core.device) * n_slots)[None, :], out=slot)
     free = core_free.view(-1)
     fused = {l: i for i, l in enumerate(stack[0])} if stack is not None else {}
-    if parts is not None:  # every core of a layer, as flat slots [L, (J + 1)·P] to read and write
-        part_slots = torch.stack([core.long(), *parts], dim=1).add_(torch.arange(P, dtype=torch.long, device=core.device) * n_slots).view(L, -1)
+    key, cores = parts if isinstance(parts, tuple) else (None, parts)
     for l in range(L):
         ready = start[l]
         if parts is None:
             torch.index_select(free, 0, slot[l], out=ready)
-        else:
-            torch.amax(free.index_select(0, part_slots[l]).view(-1, P), dim=0, out=ready)
+        else:  # every core of the layer: [P, K]
+            here = cores[l] if key is None else cores.index_select(0, key[l])
+            torch.amax(core_free.gather(1, here), dim=1, out=ready)
         i = fused.get(l)
         edges = in_edges[l] if i is None else in_edges[l][:-1]  # a fused layer's last input is from l − 1
         for p, e in edges:  # max is exact: the order of the inputs does not matter
@@ -137,7 +139,7 @@ def list_schedule_lp(
         if parts is None:
             core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
         else:  # (a part absent is the layer's own core again: the same value written twice)
-            free.index_copy_(0, part_slots[l], finish[l].repeat(len(parts) + 1))
+            core_free.scatter_(1, here, finish[l].view(P, 1).expand_as(here))
     return start, finish
 
 
@@ -149,7 +151,7 @@ def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, sta
     starts, finishes = [], []
     fused = {l: i for i, l in enumerate(stack[0])} if stack is not None else {}
     for l in range(L):
-        c = core[l].view(P, 1) if parts is None else torch.stack([core[l]] + [part[l] for part in parts], dim=1)
+        c = core[l].view(P, 1) if parts is None else parts[l] if not isinstance(parts, tuple) else parts[1][parts[0][l].long()]
         ready = core_free.gather(1, c).amax(dim=1)
         i = fused.get(l)
         for p, e in (in_edges[l] if i is None else in_edges[l][:-1]):

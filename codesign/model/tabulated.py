@@ -21,7 +21,7 @@ import torch
 
 from codesign.knobs import knob_names
 from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
-from codesign.model.fusion import layer_variants, schedule_plan, split_parts, stack_timing
+from codesign.model.fusion import CodedPlan, layer_variants, stack_terms
 from codesign.model.schedule import list_schedule_lp
 from codesign.model.tables import CORE_FIELDS, build_tables
 from codesign.vocab import dataflow_code
@@ -94,21 +94,18 @@ class TabulatedPath:
         self.node_col = next((i for i, k in enumerate(space.knobs) if k.name == "hw.node"), None)
         self.row_decoding = self._row_decoding_tables()
         # Fusion and splitting: the layer variants of the batch tables, each fusable layer's edge from l − 1,
-        # and the splits' hops per (grid, core, split option): 2·(farthest part's hops) + i·(all parts' hops),
-        # and the cores of the parts after the first.
+        # the plan's tables keyed by codes, and the columns of the schedule knobs.
         self.n_variants = len(layer_variants(space))
         ft = model.fusion_tables
+        if ft is not None:
+            grids = [(r, c) for r in hw.grid_rows for c in hw.grid_cols]
+            self.coded_plan = CodedPlan(ft, sram_kib=hw.sram_kib, grids=grids, n_slots=self.n_slots, dtype=self.dtype, device=self.device)
+            D = space.dimension  # (column D of the rows' columns is zeros: the code of a knob a layer does not have)
+            self.schedule_cols = {name: torch.tensor([c if c >= 0 else D for c in getattr(space, f"{name}_col")], device=self.device)
+                                  for name in ("fuse", "tile", "split", "axis")}
         if ft is not None and ft.fusion:
             self.fused_edge = torch.tensor([self.in_edges[l][j][1] for l, j in zip(ft.fusable, ft.fused_input)], dtype=torch.long,
                                            device=self.device)
-        if ft is not None and ft.splitting:
-            grids = torch.tensor([(r, c) for r in hw.grid_rows for c in hw.grid_cols], dtype=torch.long, device=self.device)
-            core = torch.arange(self.n_slots, device=self.device)[None, :, None]
-            far, total, parts = split_parts(core, ft.split_k[None, None, :], (grids[:, 0] * grids[:, 1])[:, None, None],
-                                            grids[:, 1, None, None], ft.max_split, self.dtype)
-            self.split_hops = torch.complex(far, total).reshape(-1)
-            self.split_cores = [part.reshape(-1) for part in parts]
-
 
     def ready(self) -> bool:
         """Whether the design's tables exist (built on the first call; ``False`` when too big)."""
@@ -363,7 +360,7 @@ class TabulatedPath:
         keep = self.fresh if detail else self.scratch
         e_hop = self.model.e_hop[k.node]
 
-        plan, variant = self._plan(k)
+        plan, variant = self._plan(k, detail)
         total, dram, dram_sum, energy_sum, parts = self.costs(T["batch"], k, None, detail, variant=variant)
         transfer, byte_hops, hop_latency = self.transfers(k, with_latency=True)
         stack, split_parts = self._fused_schedule(plan, total, transfer, hop_latency)
@@ -373,7 +370,7 @@ class TabulatedPath:
         # The last layer to finish is the last one on some core: the cores' free times hold the answer ([P, cores]).
         cycles = chip_cycles(schedule[2].amax(dim=1), dram_sum, dram_bytes_per_cycle)
         dyn_energy = energy_sum + byte_hops * e_hop
-        if "split" in plan:
+        if "split_byte_hops" in plan:
             dyn_energy = dyn_energy + plan["split_byte_hops"] * e_hop
 
         # Pipelined candidates: computed for the whole population (no host sync to find them on cuda).
@@ -392,45 +389,43 @@ class TabulatedPath:
 
     # --- fusion and splitting -------------------------------------------------------------------------
     def _schedule_codes(self, columns: torch.Tensor, L: int, P: int) -> dict | None:
-        """The fusion and split codes ``[L, P]`` read from the rows' columns (``columns[D]`` is zeros),
-        as :meth:`DesignSpace._fusion_fields` reads them."""
-        space, out = self.space, {}
-        D = columns.shape[0] - 1
-        read = lambda cols: columns.index_select(0, torch.tensor([c if c >= 0 else D for c in cols], device=self.device))  # noqa: E731
+        """The fusion and split codes ``[L, P]`` int32 (``fuse`` bool) read from the rows' columns
+        (``columns[D]`` is zeros), as :meth:`DesignSpace._fusion_fields` reads them."""
+        space, cols, out = self.space, getattr(self, "schedule_cols", None), {}
+        read = lambda name: columns.index_select(0, cols[name])  # noqa: E731
         if space.fusion:
             fusable = space.lowered.fusable.to(self.device)[:, None]
-            out["fuse"] = fusable.expand(L, P) if space.design.schedule.fusion == "all" else (read(space.fuse_col) != 0) & fusable
-            out["tile"] = read(space.tile_col)
+            out["fuse"] = fusable.expand(L, P) if space.design.schedule.fusion == "all" else read("fuse").ne(0).logical_and_(fusable)
+            out["tile"] = read("tile")
         if space.splitting:
-            out["split"] = read(space.split_col) * len(space.design.schedule.split_axis) + read(space.axis_col)
+            out["split"] = read("split").mul_(len(space.design.schedule.split_axis)).add_(read("axis"))
         return out or None
 
-    def _plan(self, k: Coded) -> tuple[dict, torch.Tensor | None]:
-        """The fusion/split plan of the population (:func:`~codesign.model.fusion.schedule_plan`, as the
-        direct path's) and each layer's variant of the batch tables ``[L, P]`` int32 (``None`` without)."""
+    def _plan(self, k: Coded, detail: bool = False) -> tuple[dict, torch.Tensor | None]:
+        """The fusion/split plan of the population (:meth:`~codesign.model.fusion.CodedPlan.plan`, the
+        direct path's :func:`~codesign.model.fusion.schedule_plan` from tables) and each layer's variant
+        of the batch tables ``[L, P]`` int32 (``None`` without)."""
         if k.schedule is None:
             return {}, None
-        s, ft = k.schedule, self.model.fusion_tables
-        L, P = k.core.shape
-        hops = None
-        if ft.splitting:
-            index = ((k.grid.long() * self.n_slots)[None, :] + k.core).mul_(len(ft.options)).add_(s.split).view(-1)
-            both = self.split_hops.index_select(0, index).view(L, P)
-            hops = (both.real, both.imag, [cores.index_select(0, index).view(L, P) for cores in self.split_cores])
-        plan = schedule_plan(ft, fuse=s.fuse, tile=s.tile, split=s.split, sram_kib=k.sram_kib,
-                             link_bytes_per_cycle=(k.noc_link_gbps / k.clock_ghz)[None, :], hops=hops)
+        s = k.schedule
+        codes = {name: None if getattr(s, name) is None else getattr(s, name).to(torch.int32) for name in ("tile", "split")}
+        plan = self.coded_plan.plan(fuse=s.fuse, **codes, grid=k.grid, core=k.core, sram_kib=k.sram_kib,
+                                    link_bytes_per_cycle=(k.noc_link_gbps / k.clock_ghz)[None, :],
+                                    buf=self.fresh if detail else self.scratch, detail=detail)
         return plan, plan["variant"]
 
     def _fused_schedule(self, plan: dict, total: torch.Tensor, transfer: torch.Tensor, latency: torch.Tensor):
         """Adds the split layers' NoC time to ``total`` ``[L, P]``; the list schedule's ``stack`` and ``parts``."""
-        stack = parts = None
-        if "split" in plan:
+        stack = None
+        if "split_cycles" in plan:
             total.add_(plan["split_cycles"])
-            parts = plan["parts"]
-        if "fused" in plan:
-            stack = stack_timing(self.model.fusion_tables, plan, total, transfer.index_select(0, self.fused_edge),
-                                 latency.index_select(0, self.fused_edge))
-        return stack, parts
+        if "share" in plan:
+            F = len(self.fused_edge)
+            transfer = torch.index_select(transfer, 0, self.fused_edge, out=self.scratch("stack.transfer", (F, total.shape[1]), self.dtype))
+            latency = torch.index_select(latency, 0, self.fused_edge, out=self.scratch("stack.latency", (F, total.shape[1]), self.dtype))
+            stack = stack_terms(self.model.fusion_tables, plan["stack_fused"], plan["share"], plan["inv_tiles"], total, transfer, latency,
+                                buf=self.scratch)
+        return stack, plan.get("parts")
 
     def _pipelined(self, k: Coded, schedule: tuple, dram_bytes_per_cycle, e_hop):
         """Cycles and dynamic energy ``[P]`` of the batch pipelined across the cores (layer-major:

@@ -106,7 +106,7 @@ def layer_schedule(space: DesignSpace, evaluator: Evaluator, row: torch.Tensor) 
         frame["tiles"] = [int(t) if s else 1 for t, s in zip(detail["tiles"][0].tolist(), stacks)]
     if "split" in plan:
         frame["split"] = [int(k) for k in plan["split"][:, 0].tolist()]
-        cores = torch.stack([candidates.core[0], *(part[:, 0] for part in plan["parts"])], dim=1).tolist()
+        cores = plan["parts"][:, 0].tolist()  # [L, parts]: each layer's core first
         frame["parts"] = [",".join(str(c) for c in dict.fromkeys(row)) for row in cores]
     return frame
 
