@@ -280,3 +280,39 @@ def static_power_w(area_mm2: TensorLike, node: TechNode) -> Tensor:
     a = _as_float_tensors(area_mm2=area_mm2)["area_mm2"]
     _check("area_mm2", a, positive=False)
     return a * node.leakage_w_per_mm2
+
+
+# --- DRAM capacity cost ---------------------------------------------------------------------
+
+#: Price of one GiB of DRAM by kind, USD (docs/model.md, "Die cost"): the chip's DRAM capacity is
+#: part of what it costs (``hardware.dram_gib`` of an LLM design). A DRAM die's density is binary
+#: (an 8 Gb die holds 1 GiB), so a price per 8 Gb die is a price per GiB.
+#:
+#: * ``ddr4``: $3.29, the average contract price of a DDR4 8 Gb die at the end of April 2020
+#:   (DRAMeXchange, reported by the Korea Herald, 2020-05-05,
+#:   http://www.koreaherald.com/view.php?ud=20200505000128);
+#: * ``lpddr4``: $8.00, 2 GB of LPDDR4 in the iPhone 6S costed at $16 in its teardown (Teardown.com,
+#:   2015, reported with Chipworks' die identification: https://semiiphub.com/industryexpertblogs/apple-iphone-6s-lpddr4);
+#:   mobile DRAM carries a premium per bit over PC DRAM (TrendForce, 2017-10-12,
+#:   https://www.trendforce.com/presscenter/news/20171012-9882.html);
+#: * ``hbm2``: $15.00, an 8-Hi 8 GB HBM2 stack at $120 (Gamers Nexus' industry sources, 2017-2018, tabulated by
+#:   Hardwareluxx: https://hardwareluxx.de/index.php/news/hardware/grafikkarten/46390-preise-fuer-gddr-speicher-und-hbm-analysiert.html;
+#:   the $20-25 interposer is not included).
+DRAM_USD_PER_GIB: dict[str, float] = {"ddr4": 3.29, "lpddr4": 8.00, "hbm2": 15.00}
+
+
+def dram_cost_usd(dram_gib: TensorLike, dram_kind: str) -> Tensor:
+    """Cost of ``dram_gib`` GiB of DRAM of kind ``dram_kind``: ``dram_gib · DRAM_USD_PER_GIB[kind]``.
+
+    Args:
+        dram_gib: DRAM capacity in GiB, ≥ 0, any shape (e.g. ``[P]``).
+        dram_kind: one of :data:`~codesign.hardware.tech.DRAM_KINDS`.
+
+    Returns:
+        US dollars, same shape as ``dram_gib``.
+    """
+    if dram_kind not in DRAM_KINDS:
+        raise ValueError(f"dram_kind must be one of {DRAM_KINDS}, got {dram_kind!r}")
+    gib = _as_float_tensors(dram_gib=dram_gib)["dram_gib"]
+    _check("dram_gib", gib, positive=False)
+    return gib * DRAM_USD_PER_GIB[dram_kind]

@@ -31,9 +31,14 @@ from codesign.model.evaluation import Evaluation
 from codesign.space import DesignSpace
 from codesign.vocab import LLM_METRICS, METRICS
 from codesign.workload.hf_config import LLMConfig
-from codesign.workload.llm_phases import llm_workload
+from codesign.hardware.cost import dram_cost_usd
+from codesign.workload.llm_phases import llm_workload, serve_steps
 
 GIB = float(1 << 30)
+
+#: Decode contexts a ``serve`` request's steps are costed at (:func:`~codesign.workload.llm_phases.serve_steps`):
+#: against the exact sum over every step, see docs/model.md ("LLM inference").
+SERVE_POINTS = 4
 
 
 def model_of(space: DesignSpace, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float64):
@@ -43,18 +48,25 @@ def model_of(space: DesignSpace, *, device: str | torch.device = "cpu", dtype: t
     return AnalyticalModel(space, device=device, dtype=dtype)
 
 
-def prefill_space(space: DesignSpace) -> DesignSpace:
-    """The design space of the prefill of a ``serve`` design: the same design on the prefill workload."""
+def phase_space(space: DesignSpace, phase: str, **settings) -> DesignSpace:
+    """The design space of one part of a ``serve`` design: the same design on its prefill workload, or on
+    a decode step (``settings``: ``context``, the step's positions). Its knobs must be the design's."""
     info = space.workload.graph["llm"]
-    settings = {k: info[k] for k in ("prompt_tokens", "context", "output_tokens", "kv_home")}
+    keep = {k: info[k] for k in ("prompt_tokens", "output_tokens", "kv_home")}
+    attended = info["context"] + info["prompt_tokens"] if phase == "prefill" else None
     workload = llm_workload(LLMConfig(**info["config"]), batch=info["batch"], precision_bytes=info["precision_bytes"],
-                            phase="prefill", **settings)
+                            phase=phase, attended=attended, **{**keep, **settings})
     workload.graph["source"] = space.workload.graph.get("source", "llm")
-    prefill = DesignSpace.from_design(space.design, workload=workload)
-    if [k.name for k in prefill.knobs] != [k.name for k in space.knobs]:
+    part = DesignSpace.from_design(space.design, workload=workload)
+    if [k.name for k in part.knobs] != [k.name for k in space.knobs]:
         raise DesignError(f"{space.design.source}: the prefill and decode workloads of {info['config']['name']!r} "
                           "have different knobs; a serve design cannot share its schedule between them")
-    return prefill
+    return part
+
+
+def prefill_space(space: DesignSpace) -> DesignSpace:
+    """The design space of the prefill of a ``serve`` design: the same design on the prefill workload."""
+    return phase_space(space, "prefill")
 
 
 class LLMModel:
@@ -76,9 +88,14 @@ class LLMModel:
                               "'pipelined' does not apply (batch the sequences with workload.batch)")
         self.step = AnalyticalModel(space, device=device, dtype=dtype)
         self.device, self.dtype = self.step.device, dtype
-        self.prefill = None
+        self.dram_kind = space.design.hardware.dram_kind
+        self.prefill, self.steps = None, [(self.step, 1.0)]
         if self.info["phase"] == "serve":
             self.prefill = AnalyticalModel(prefill_space(space), device=device, dtype=dtype)
+            last = self.info["attended"]
+            self.steps = [(self.step if T == last else
+                           AnalyticalModel(phase_space(space, "decode", context=T), device=device, dtype=dtype), w)
+                          for T, w in serve_steps(self.info, SERVE_POINTS)]
 
     def __getattr__(self, name: str):
         if name == "step":  # not built yet
@@ -86,33 +103,38 @@ class LLMModel:
         return getattr(self.step, name)
 
     def evaluate(self, c, *, detail: bool = False, dataflow_weights=None, rows: torch.Tensor | None = None) -> Evaluation:
-        """:meth:`AnalyticalModel.evaluate` of the phase, with the LLM metrics (``detail``: the step's layers)."""
+        """:meth:`AnalyticalModel.evaluate` of the phase, with the LLM metrics (``detail``: the (last) step's layers)."""
         step = self.step.evaluate(c, detail=detail, dataflow_weights=dataflow_weights, rows=rows)
-        first = None if self.prefill is None else self.prefill.evaluate(c, dataflow_weights=dataflow_weights, rows=rows).metrics
-        return Evaluation(self.combine(step.metrics, first, c.dram_gib), step.layers)
+        return Evaluation(self.combine(step.metrics, lambda m: m.evaluate(c, dataflow_weights=dataflow_weights, rows=rows).metrics,
+                                       c.dram_gib), step.layers)
 
     def evaluate_rows(self, rows: torch.Tensor, *, detail: bool = False) -> Evaluation:
         """:meth:`AnalyticalModel.evaluate_rows` of the phase, with the LLM metrics."""
         step = self.step.evaluate_rows(rows, detail=detail)
-        first = None if self.prefill is None else self.prefill.evaluate_rows(rows).metrics
         dram_gib = self.space._hw_values(rows.to(self.device), "dram_gib", self.dtype)
-        return Evaluation(self.combine(step.metrics, first, dram_gib), step.layers)
+        return Evaluation(self.combine(step.metrics, lambda m: m.evaluate_rows(rows).metrics, dram_gib), step.layers)
 
-    def combine(self, step: dict, prefill: dict | None, dram_gib: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The metrics ``[P]`` of the phase from the step's (and the prefill's) analytical metrics."""
+    def combine(self, step: dict, run, dram_gib: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The metrics ``[P]`` of the phase from the (last) step's analytical metrics; ``run(model)`` gives
+        another part's (a serve request's prefill and its other decode steps)."""
         info = self.info
         B, n = info["batch"], info["output_tokens"]
         latency, energy = step["latency_s"], step["energy_j"]
         out = dict(step)
-        if prefill is None:
+        if self.prefill is None:
             tokens = B * (info["prompt_tokens"] if info["phase"] == "prefill" else 1)
             out.update(ttft_s=latency, tpot_s=latency, tokens_per_s=tokens / latency, energy_per_token_j=energy / tokens)
         else:
-            total = prefill["latency_s"] + n * latency
-            spent = prefill["energy_j"] + n * energy
-            out.update(latency_s=total, energy_j=spent, power_w=spent / total, ttft_s=prefill["latency_s"], tpot_s=latency,
+            prefill = run(self.prefill)
+            parts = [(step if model is self.step else run(model), w) for model, w in self.steps]
+            decoding = sum(w * m["latency_s"] for m, w in parts)  # Σ over the n steps
+            total = prefill["latency_s"] + decoding
+            spent = prefill["energy_j"] + sum(w * m["energy_j"] for m, w in parts)
+            out.update(latency_s=total, energy_j=spent, power_w=spent / total, ttft_s=prefill["latency_s"], tpot_s=decoding / n,
                        tokens_per_s=B * n / total, energy_per_token_j=spent / (B * n))
+        gib = dram_gib.to(latency)
+        out["cost_usd"] = step["cost_usd"] + dram_cost_usd(gib, self.dram_kind)
         weights = torch.full_like(latency, float(info["weight_bytes"]))
         cache = torch.full_like(latency, float(info["kv_cache_bytes"]))
-        out.update(weight_bytes=weights, kv_cache_bytes=cache, dram_use=(weights + cache) / (dram_gib.to(latency) * GIB))
+        out.update(weight_bytes=weights, kv_cache_bytes=cache, dram_use=(weights + cache) / (gib * GIB))
         return {name: out[name] for name in self.provides}

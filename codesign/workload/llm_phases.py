@@ -22,7 +22,10 @@ Tensor = tuple[str, ...]
 
 
 def phase_settings(cfg: LLMConfig, params: dict, batch: int) -> dict:
-    """The phase settings of ``workload.params`` with their defaults, checked (``WorkloadError`` names the key)."""
+    """The phase settings of ``workload.params`` with their defaults, checked (``WorkloadError`` names the key).
+
+    ``context`` defaults to ``prompt_tokens`` (prefill, decode); for ``serve`` it is the cache a
+    request starts with before its prompt (earlier turns), default 0."""
     where = f"LLM {cfg.name!r}"
     unknown = sorted(set(params) - set(LLM_PARAMS))
     if unknown:
@@ -30,36 +33,78 @@ def phase_settings(cfg: LLMConfig, params: dict, batch: int) -> dict:
                             "precision_bytes")
     s = {**LLM_PARAMS, **params, "batch": batch}
     if s["context"] is None:
-        s["context"] = s["prompt_tokens"]
+        s["context"] = 0 if s["phase"] == "serve" else s["prompt_tokens"]
     for key in ("prompt_tokens", "context", "output_tokens", "batch"):
-        if not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < 1:
-            raise WorkloadError(f"{where}: {key} must be a positive integer, got {s[key]!r}")
+        least = 0 if key == "context" and s["phase"] == "serve" else 1
+        if not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < least:
+            what = "a whole number >= 0" if least == 0 else "a positive integer"
+            raise WorkloadError(f"{where}: {key} must be {what}, got {s[key]!r}")
     for key, allowed in (("phase", PHASES), ("kv_home", KV_HOMES)):
         if s[key] not in allowed:
             raise WorkloadError(f"{where}: {key} must be {one_of(allowed)}, got {s[key]!r}")
     return s
 
 
-def llm_workload(cfg: LLMConfig, *, batch: int = 1, precision_bytes: int = 2, **params) -> Workload:
+def attended_positions(s: dict) -> int:
+    """Key/value positions ``T`` the phase's workload attends: ``prompt_tokens`` (prefill), ``context``
+    (decode), and for ``serve`` its last decode step's, ``context + prompt_tokens + output_tokens``."""
+    if s["phase"] == "prefill":
+        return s["prompt_tokens"]
+    if s["phase"] == "serve":
+        return s["context"] + s["prompt_tokens"] + s["output_tokens"]
+    return s["context"]
+
+
+def serve_steps(s: dict, points: int) -> list[tuple[int, float]]:
+    """Contexts ``T_j`` and weights ``w_j`` with ``Σ_j w_j·f(T_j) = Σ_i f(T_i)`` over a request's decode steps
+    ``i = 1 … n`` at ``T_i = context + prompt_tokens + i``, exact for any ``f`` linear between the
+    ``points`` contexts (evenly spaced from the first step's to the last's; every step when ``n ≤ points``).
+
+    Each step's cost is spread over its two neighbouring contexts in proportion to its distance from them
+    (a linear interpolant), so the weights sum to ``n``."""
+    n, first = s["output_tokens"], s["context"] + s["prompt_tokens"] + 1
+    if n <= points:
+        return [(first + i, 1.0) for i in range(n)]
+    nodes = sorted({first + round(j * (n - 1) / (points - 1)) for j in range(points)})
+    weights = [0.0] * len(nodes)
+    j = 0
+    for T in range(first, first + n):
+        while nodes[j + 1] < T:
+            j += 1
+        share = (nodes[j + 1] - T) / (nodes[j + 1] - nodes[j])
+        weights[j] += share
+        weights[j + 1] += 1.0 - share
+    return list(zip(nodes, weights))
+
+
+def llm_workload(cfg: LLMConfig, *, batch: int = 1, precision_bytes: int = 2, attended: int | None = None,
+                 **params) -> Workload:
     """The workload of one phase of ``cfg`` (``params``: :data:`~codesign.workload.hf_config.LLM_PARAMS`).
 
     ``prefill`` runs ``prompt_tokens`` tokens per sequence; ``decode`` and ``serve`` one token per
-    sequence attending ``context`` positions (``serve`` is evaluated as prefill + decode by the model).
+    sequence, attending :func:`attended_positions` (``serve``'s workload is its last decode step; the
+    model evaluates a request as its prefill plus its steps, :mod:`codesign.model.llm`). ``attended``
+    overrides the positions attended (a ``serve`` request's prefill after a starting cache).
     """
     s = phase_settings(cfg, params, batch)
     B, pb = s["batch"], precision_bytes
     prefill = s["phase"] == "prefill"
-    tokens, attended = (s["prompt_tokens"], s["prompt_tokens"]) if prefill else (1, s["context"])
+    in_dram = s["kv_home"] == "dram"
+    tokens = s["prompt_tokens"] if prefill else 1
+    attended = attended_positions(s) if attended is None else attended
     w = Workload(f"{cfg.name}.{s['phase']}")
     x: Tensor = ()
     for i in range(cfg.layers):
-        x = _block(w, cfg, f"layers.{i}", x, B=B, t=tokens, T=attended, pb=pb, cached=not prefill and s["kv_home"] == "dram")
+        x = _block(w, cfg, f"layers.{i}", x, B=B, t=tokens, T=attended, pb=pb, cached=not prefill and in_dram,
+                   in_dram=in_dram)
     # The logits of each sequence's last token (what is sampled), after the final norm.
     w.add_layer(Layer("lm_head", "fc", N=B, K=cfg.vocab, C=cfg.hidden, P=1, precision_bytes=pb), x)
     w.graph["llm"] = {
         "config": cfg.to_dict(), **s, "precision_bytes": pb, "tokens": tokens, "attended": attended,
         "weight_bytes": weight_bytes(cfg, pb),
         "kv_cache_bytes": kv_cache_bytes(cfg, batch=B, context=attended, precision_bytes=pb),
+        # the new tokens' keys and values the phase appends to the cache (the kv_write layers' output)
+        "kv_write_bytes": kv_cache_bytes(cfg, batch=B, context=tokens, precision_bytes=pb),
         "expected_experts": expected_experts(cfg, B * tokens),
         "touched_experts": touched_experts(cfg, B * tokens) if cfg.experts else 0,
     }
@@ -100,8 +145,9 @@ def _mlp(w: Workload, cfg: LLMConfig, p: str, x: Tensor, *, B, t, pb) -> str:
     return w.add_layer(layer("down", d, f), hidden)
 
 
-def _block(w: Workload, cfg: LLMConfig, p: str, x: Tensor, *, B, t, T, pb, cached) -> Tensor:
-    """One decoder block reading ``x``; returns its output as the pair (branch, shortcut) a residual add reads."""
+def _block(w: Workload, cfg: LLMConfig, p: str, x: Tensor, *, B, t, T, pb, cached, in_dram) -> Tensor:
+    """One decoder block reading ``x``; returns its output as the pair (branch, shortcut) a residual add reads.
+    ``in_dram``: the KV cache lives in DRAM (``cached``: and the attention reads it from there, decode)."""
     hd = cfg.head_dim
 
     def fc(name, k, c, src):
@@ -109,6 +155,13 @@ def _block(w: Workload, cfg: LLMConfig, p: str, x: Tensor, *, B, t, T, pb, cache
     q = fc("q", cfg.heads * hd, cfg.hidden, x)
     k = fc("k", cfg.kv_heads * hd, cfg.hidden, x)
     v = fc("v", cfg.kv_heads * hd, cfg.hidden, x)
+    # The new tokens' keys and values appended to the cache (data movement, 0 vector ops): with the
+    # cache in DRAM a sink, so its 2·kv·hd·B·t·p bytes are written to DRAM; in SRAM the cache the
+    # attention products read.
+    kv = cfg.kv_heads * hd
+    store = w.add_layer(Layer(f"{p}.kv_write", "vector", fn="concat", N=B, K=2 * kv, C=2 * kv, P=t, precision_bytes=pb), (k, v))
+    if not in_dram:
+        k = v = store
     ctx = _attention(w, cfg, p, q, k, v, B=B, t=t, T=T, pb=pb, cached=cached)
     o = fc("o", cfg.hidden, cfg.heads * hd, (ctx,))
     if cfg.parallel:  # attention and MLP both read the block's input; their sum is its output
