@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from codesign.errors import DesignError, UserError
+from codesign.hardware.package import check_package
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
 from codesign.vocab import (DATAFLOWS, DRAM_KINDS, FUSIONS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, SPLIT_AXES,
                             STRATEGIES, UNSUPPORTED)
@@ -269,6 +270,7 @@ def parse_design(raw: dict, *, source: str = "<memory>") -> Design:
     except ValidationError as error:
         raise DesignError(_format_validation_error(source, raw, error)) from None
     _check_dataflows(design)
+    check_package(design.hardware, source)
     _check_workload(design)
     return design
 

@@ -35,7 +35,7 @@ def design_graph(space: DesignSpace, params: dict[str, Any]) -> nx.DiGraph:
     rows, cols = int(c.grid_rows[0]), int(c.grid_cols[0])
     hw = space.design.hardware
     floorplan = build_floorplan(
-        rows, cols, hw.dram_ports,
+        rows, cols, hw.dram_ports, dies=int(c.dies[0]),
         pe_rows=int(c.pe_rows[0]), pe_cols=int(c.pe_cols[0]), sram_kib=int(c.sram_kib[0]),
     )
     g = nx.DiGraph(
@@ -46,6 +46,9 @@ def design_graph(space: DesignSpace, params: dict[str, Any]) -> nx.DiGraph:
         clock_ghz=float(c.clock_ghz[0]),
         dram_gbps=float(c.dram_gbps[0]),
         noc_link_gbps=float(c.noc_link_gbps[0]),
+        dies=int(c.dies[0]),
+        package=hw.package[int(c.package[0])] if int(c.dies[0]) > 1 else "monolithic",
+        d2d_gbps=float(c.d2d_gbps[0]),
         mode="pipelined" if bool(c.pipelined[0]) else "layer_by_layer",
     )
     g.add_nodes_from(floorplan.nodes(data=True))

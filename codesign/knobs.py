@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from codesign.hardware.tech import TECH_NODES
+from codesign.vocab import PACKAGES
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,14 @@ HARDWARE_KNOBS: tuple[HardwareKnob, ...] = (
                  "softmax and pooling operations per cycle", relaxable=True, whole=True),
     HardwareKnob("dram_gib", float, (16.0,), "DRAM capacity of the chip, GiB: an LLM's weights and KV cache must fit "
                  "(the dram_use metric)", tabulated=False),
+    # Chiplets (codesign/hardware/package.py): the mesh cut into equal rectangular dies, their package,
+    # and the bandwidth of each die-to-die link (a mesh link that crosses a die boundary).
+    HardwareKnob("dies", int, (1,), "dies per package: the core mesh cut into this many equal rectangular dies of "
+                 "contiguous cores (1: one monolithic die)", tensor="long", tabulated=False),
+    HardwareKnob("package", str, ("monolithic",), "package of the dies: monolithic (one die), organic (substrate), info "
+                 "(integrated fan-out) or interposer_2_5d (silicon interposer)", allowed=PACKAGES, tensor="index", tabulated=False),
+    HardwareKnob("d2d_gbps", float, (64.0,), "bandwidth of one die-to-die link (a mesh link that crosses a die boundary), "
+                 "GB/s", tabulated=False),
 )
 
 

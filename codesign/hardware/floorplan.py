@@ -14,12 +14,19 @@ that tile plus one hop into the port.
 
 Routing is dimension-ordered XY routing, so the hop count between two tiles is
 their Manhattan distance; :func:`xy_route` gives the path itself.
+
+A design of several dies (``hardware.dies``) cuts the mesh into equal rectangles of contiguous
+cores (:func:`codesign.hardware.package.die_grid_of`): every core node carries its ``die``
+(row-major over the dies) and a mesh link between two dies is ``kind="d2d"``, a die-to-die link
+(:func:`route_crossings` counts them on a route).
 """
 
 from __future__ import annotations
 
 import networkx as nx
 import torch
+
+from codesign.hardware.package import die_grid_of
 
 
 def core_xy(core: int, cols: int) -> tuple[int, int]:
@@ -43,27 +50,33 @@ def dram_port_tiles(rows: int, cols: int, n_ports: int) -> list[tuple[int, int]]
     return tiles
 
 
-def build_floorplan(rows: int, cols: int, n_dram_ports: int, **core_attrs) -> nx.Graph:
+def build_floorplan(rows: int, cols: int, n_dram_ports: int, *, dies: int = 1, **core_attrs) -> nx.Graph:
     """The mesh floorplan as a graph.
 
     Args:
         rows, cols: mesh size in tiles; one compute core per tile.
         n_dram_ports: DRAM ports on the mesh edge.
+        dies: dies the mesh is cut into (equal rectangles; must divide the mesh).
         **core_attrs: attributes copied onto every core node (``pe_rows``,
             ``pe_cols``, ``sram_kib``, ...).
     """
     if rows < 1 or cols < 1 or n_dram_ports < 1:
         raise ValueError(f"floorplan needs rows, cols, n_dram_ports ≥ 1, got {rows}, {cols}, {n_dram_ports}")
-    g = nx.Graph(rows=rows, cols=cols)
+    grid = die_grid_of(rows, cols, dies)
+    if grid is None:
+        raise ValueError(f"{dies} dies cannot cut a {rows}×{cols} mesh into equal rectangles")
+    tile_rows, tile_cols = rows // grid[0], cols // grid[1]
+    g = nx.Graph(rows=rows, cols=cols, dies=dies, die_rows=grid[0], die_cols=grid[1])
+    die = lambda x, y: (y // tile_rows) * grid[1] + x // tile_cols  # noqa: E731
     for core in range(rows * cols):
         x, y = core_xy(core, cols)
-        g.add_node(f"core{core}", kind="core", core=core, x=x, y=y, **core_attrs)
+        g.add_node(f"core{core}", kind="core", core=core, x=x, y=y, die=die(x, y), **core_attrs)
     for core in range(rows * cols):
         x, y = core_xy(core, cols)
         if x + 1 < cols:
-            g.add_edge(f"core{core}", f"core{core + 1}", kind="link")
+            g.add_edge(f"core{core}", f"core{core + 1}", kind="link" if die(x, y) == die(x + 1, y) else "d2d")
         if y + 1 < rows:
-            g.add_edge(f"core{core}", f"core{core + cols}", kind="link")
+            g.add_edge(f"core{core}", f"core{core + cols}", kind="link" if die(x, y) == die(x, y + 1) else "d2d")
     for port, (x, y) in enumerate(dram_port_tiles(rows, cols, n_dram_ports)):
         g.add_node(f"dram{port}", kind="dram_port", port=port, x=x, y=y, side="west" if port % 2 == 0 else "east")
         g.add_edge(f"dram{port}", f"core{y * cols + x}", kind="link")
@@ -92,6 +105,12 @@ def xy_route(floorplan: nx.Graph, src: str, dst: str) -> list[str]:
 def hop_count(floorplan: nx.Graph, src: str, dst: str) -> int:
     """Links crossed on the XY route from ``src`` to ``dst``."""
     return len(xy_route(floorplan, src, dst)) - 1
+
+
+def route_crossings(floorplan: nx.Graph, src: str, dst: str) -> int:
+    """Die-to-die links (``kind="d2d"``) crossed on the XY route from ``src`` to ``dst``."""
+    path = xy_route(floorplan, src, dst)
+    return sum(floorplan.edges[u, v]["kind"] == "d2d" for u, v in zip(path, path[1:]))
 
 
 # --- batched forms used by the model ---------------------------------------------------------

@@ -64,6 +64,7 @@ from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.hardware.tech import TECH_NODES
 from codesign.model.evaluation import GB, Evaluation, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
+from codesign.model.chiplets import Chiplets
 from codesign.model.fusion import FusionTables, schedule_plan, split_part, split_parts, stack_timing
 from codesign.model.layer_costs import PJ, LayerCosts, LayerFormulas
 from codesign.model.schedule import list_schedule
@@ -115,6 +116,7 @@ class AnalyticalModel:
                            for preds, mask in zip(lowered.preds.tolist(), lowered.pred_mask.tolist())]
         # Fusion and splitting: their tables (None without either).
         self.fusion_tables = FusionTables(self) if space.fusion or space.splitting else None
+        self.chiplets = Chiplets(self)  # several dies: D2D crossings and the package (enabled only then)
         self.tabulated = TabulatedPath(self)
 
     @classmethod
@@ -211,10 +213,14 @@ class AnalyticalModel:
         return LayerCosts(compute_cycles=t["compute"], total_cycles=total, dram_bytes=t["dram"], energy_j=energy,
                           vector_cycles=vector, array_cycles=array)
 
-    def transfers(self, c: Candidates, scale: float = 1.0, *, latency: bool = False):
+    def transfers(self, c: Candidates, scale: float = 1.0, *, latency: bool = False, d2d: bool = False):
         """NoC time ``[P, L, J]`` of the edges between layers (bytes × ``scale`` over the link
-        bandwidth, plus hops × router latency; zero on one core) and byte-hops ``[P]`` (and, with
-        ``latency``, the hops × router latency ``[P, L, J]``)."""
+        bandwidth, plus hops × router latency; zero on one core) and on-die byte-hops ``[P]`` (and, with
+        ``latency``, the hops' latency ``[P, L, J]``; with ``d2d``, the D2D energy ``[P]``, J).
+
+        With several dies (:class:`~codesign.model.chiplets.Chiplets`) a hop that crosses a die
+        boundary is a D2D link: its latency and energy are the package's, and a transfer that crosses
+        one moves at ``min(noc_link_gbps, d2d_gbps)``."""
         lw = self.lw
         producer_core = c.core[:, lw.preds]  # [P, L, J]
         consumer_core = c.core[:, :, None]
@@ -222,10 +228,15 @@ class AnalyticalModel:
         hops = torch.where(lw.pred_mask, hops, 0.0)
         link_bytes_per_cycle = (c.noc_link_gbps / c.clock_ghz)[:, None, None]
         edge_bytes = lw.pred_bytes * scale
-        cycles = torch.where(hops > 0, edge_bytes / link_bytes_per_cycle + hops * self.hop_cycles, 0.0)
-        if latency:
-            return cycles, (edge_bytes * hops).sum(dim=(1, 2)), hops * self.hop_cycles
-        return cycles, (edge_bytes * hops).sum(dim=(1, 2))
+        hop_latency = hops * self.hop_cycles
+        cycles = torch.where(hops > 0, edge_bytes / link_bytes_per_cycle + hop_latency, 0.0)
+        d2d_energy = 0.0
+        if self.chiplets.enabled:
+            cross = torch.where(lw.pred_mask, self.chiplets.crossings(c, producer_core, consumer_core), 0).to(self.dtype)
+            cycles, hop_latency, d2d_energy = self.chiplets.direct_terms(c, cross, edge_bytes, hop_latency, cycles, self.hop_cycles)
+            hops = hops - cross
+        out = (cycles, (edge_bytes * hops).sum(dim=(1, 2))) + ((hop_latency,) if latency else ())
+        return out + (d2d_energy,) if d2d else out
 
     def evaluate(self, c: Candidates, *, detail: bool = False, dataflow_weights: torch.Tensor | None = None,
                  rows: torch.Tensor | None = None) -> Evaluation:
@@ -275,7 +286,7 @@ class AnalyticalModel:
         # Layer by layer: every layer processes the whole batch (in fused stacks and split layers).
         plan = self.schedule_plan(c)
         costs = self.layer_costs(c, "batch", dataflow_weights=dataflow_weights, plan=plan)
-        transfer, byte_hops, hop_latency = self.transfers(c, latency=True)
+        transfer, byte_hops, hop_latency, d2d_energy = self.transfers(c, latency=True, d2d=True)
         stack = None
         if "fused" in plan:
             ft = self.fusion_tables
@@ -284,7 +295,7 @@ class AnalyticalModel:
         start, finish = list_schedule(costs.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots,
                                       pred_lists=self.pred_lists, stack=stack, parts=plan.get("parts"))
         cycles = chip_cycles(finish.amax(dim=1), costs.dram_bytes.sum(dim=1), dram_bytes_per_cycle)
-        dyn_energy = costs.energy_j.sum(dim=1) + byte_hops * self.e_hop[node]
+        dyn_energy = costs.energy_j.sum(dim=1) + byte_hops * self.e_hop[node] + d2d_energy
         if "split" in plan:
             dyn_energy = dyn_energy + plan["split_byte_hops"] * self.e_hop[node]
 
@@ -300,6 +311,8 @@ class AnalyticalModel:
             vector_lanes=c.vector_lanes))
         die_cost = self._per_node(node, lambda t: hwcost.die_cost_usd(area, t))
         static_w = self._per_node(node, lambda t: hwcost.static_power_w(area, t))
+        if self.chiplets.enabled:  # several dies: their D2D PHYs in the area, and the package's recurring cost
+            area, die_cost, static_w = self.chiplets.area_cost(c, area, die_cost, static_w, lambda fn: self._per_node(node, fn))
         layers = None
         if detail:
             layers = layer_detail(c.clock_ghz, costs.compute_cycles, costs.total_cycles, costs.dram_bytes, start, finish,
@@ -313,9 +326,9 @@ class AnalyticalModel:
         weights = self.weight_bytes.expand_as(c.core)
         resident = resident_weights(c.core, weights, c.sram_kib[:, None] * 1024.0 * self.split[1], self.n_slots, dim=1)
         one = self.layer_costs(c, "sample", filter_resident=resident, dataflow_weights=dataflow_weights)
-        transfer, byte_hops = self.transfers(c, scale=1.0 / lw.batch)
+        transfer, byte_hops, d2d_energy = self.transfers(c, scale=1.0 / lw.batch, d2d=True)
         _, finish = list_schedule(one.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots,
                                   pred_lists=self.pred_lists)
         busiest = per_core_sum(c.core, one.total_cycles, self.n_slots, dim=1).amax(dim=1)
         return pipelined_run(finish.amax(dim=1), busiest, one.dram_bytes.sum(dim=1), dram_bytes_per_cycle,
-                             one.energy_j.sum(dim=1) + byte_hops * self.e_hop[c.node], lw.batch)
+                             one.energy_j.sum(dim=1) + byte_hops * self.e_hop[c.node] + d2d_energy, lw.batch)

@@ -52,6 +52,8 @@ class Coded:
     clock_ghz: torch.Tensor
     # fusion and splitting: the codes fuse, tile, split layer-major [L, P] (None without)
     schedule: SimpleNamespace | None = None
+    # chiplets (several dies): codes [P] of the die count, package and D2D bandwidth (None without)
+    chiplet: SimpleNamespace | None = None
 
 
 class TabulatedPath:
@@ -149,7 +151,8 @@ class TabulatedPath:
         rows = rows.to(device=self.device, dtype=torch.long)
         zero = torch.zeros(rows.shape[0], dtype=torch.long, device=self.device)
         code = {name: zero if col is None else rows[:, col] for name, col in self.hw_cols.items()}
-        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c, schedule=self._schedule_of(c))
+        k = self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c, schedule=self._schedule_of(c))
+        return self._with_chiplet(k, lambda name: rows[:, self.model.chiplets.cols[name]])
 
     @staticmethod
     def _schedule_of(c) -> dict | None:
@@ -173,7 +176,18 @@ class TabulatedPath:
         ok = ok & (c.node >= 0) & (c.node < self.n_nodes)
         if not bool(ok.all()):  # one host sync per call on cuda
             return None
-        return self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c, schedule=self._schedule_of(c))
+        k = self.coded(code, c.node, c.dataflow, c.core, c.pipelined, c, schedule=self._schedule_of(c))
+        if self.model.chiplets.enabled:
+            k.chiplet = self.model.chiplets.codes_from_values(c)
+            if k.chiplet is None:  # a die count or D2D bandwidth off the design's choices
+                return None
+        return k
+
+    def _with_chiplet(self, k: Coded, column) -> Coded:
+        """``k`` with its chiplet codes (:meth:`~codesign.model.chiplets.Chiplets.codes`) when the design has several dies."""
+        if self.model.chiplets.enabled:
+            k.chiplet = self.model.chiplets.codes(column, k.core.shape[1])
+        return k
 
     def coded(self, code: dict, node, dataflow_pl, core_pl, pipelined, values, dataflow_lp=None, core_lp=None, schedule=None) -> Coded:
         """The coded population; the schedule is given candidate-major ``[P, L]`` (any strides) and,
@@ -241,8 +255,9 @@ class TabulatedPath:
             core_pl, core = zero[:, None].expand(P, L), None
         pipelined = d["pipelined"][0].expand(P) if d["mode_col"] is None else d["pipelined"].index_select(0, columns[d["mode_col"]])
         schedule = self._schedule_codes(columns, L, P)
-        return self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core,
-                          schedule=schedule)
+        k = self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core,
+                       schedule=schedule)
+        return self._with_chiplet(k, lambda name: columns[self.model.chiplets.cols[name]])
 
     # --- buffers -----------------------------------------------------------------------------------
     def scratch(self, tag: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -324,19 +339,27 @@ class TabulatedPath:
             dram = dram.clone()
         return total, dram, sums.real, energy_sum, cycles
 
-    def transfers(self, k: Coded, kind: str = "batch", *, with_latency: bool = False):
-        """NoC time ``[E, P]`` of each edge between layers and byte-hops ``[P]``, from the hop tables.
+    def transfers(self, k: Coded, kind: str = "batch", *, with_latency: bool = False, with_d2d: bool = False):
+        """NoC time ``[E, P]`` of each edge between layers and on-die byte-hops ``[P]``, from the hop tables
+        (with ``with_latency`` the hops' latency ``[E, P]``, with ``with_d2d`` the D2D energy ``[P]``, J).
 
         Per (grid, edge, producer core, consumer core) the tables hold the hops and the edge's bytes
         where it crosses the NoC (zero on one core), so the time is bytes / link + hops × router
-        latency with no test per candidate."""
+        latency with no test per candidate. With several dies the D2D crossings of each (grid, die count,
+        producer, consumer) come from a table of their own (:meth:`_d2d_transfers`)."""
         T = self.tables
         L, P = k.core.shape
         S, E = self.n_slots, len(self.edge_src)
         buf = self.scratch
         hop_cycles = self.model.hop_cycles
         index = torch.index_select(k.core, 0, self.edge_src, out=buf("edge_index", (E, P), torch.int32)).mul_(S)
-        index.add_(torch.index_select(k.core, 0, self.edge_dst, out=buf("edge_other", (E, P), torch.int32))).add_(self.edge_offset)
+        index.add_(torch.index_select(k.core, 0, self.edge_dst, out=buf("edge_other", (E, P), torch.int32)))
+        cross = None
+        if k.chiplet is not None:  # gathered by (producer, consumer) pair, before the edge offset
+            chiplets, hw = self.model.chiplets, self.space.design.hardware
+            table = chiplets.crossing_table(hw.grid_rows, hw.grid_cols, S)
+            cross = chiplets.gather_crossings(table, index, k.grid, k.chiplet, S, buf("edge_d2d", (E * P,), table.dtype))
+        index.add_(self.edge_offset)
         if T["G"] > 1:
             index.add_((k.grid * (E * S * S))[None, :])
         index = index.view(-1)
@@ -347,10 +370,15 @@ class TabulatedPath:
         cycles = torch.div(moved, k.noc_link_gbps / k.clock_ghz, out=buf(f"{kind}.edge_cycles", (E, P), self.dtype)).add_(latency)
         # Σ bytes · hops from the (contiguous) hops × latency: whole numbers, so exact in any order of
         # summation (the same whatever P) and exactly divisible by the latency.
-        byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
+        d2d_energy = 0.0
+        if cross is not None:  # (cycles and latency in place; on-die byte-hops)
+            byte_hops, d2d_energy = self.model.chiplets.pay_crossings(k, cross, moved, hops, cycles, latency, self.edge_bytes)
+        else:
+            byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
         if kind != "batch":
-            byte_hops = byte_hops * (1.0 / self.lw.batch)
-        return (cycles, byte_hops, latency) if with_latency else (cycles, byte_hops)
+            byte_hops, d2d_energy = byte_hops * (1.0 / self.lw.batch), d2d_energy * (1.0 / self.lw.batch)
+        out = (cycles, byte_hops, latency) if with_latency else (cycles, byte_hops)
+        return out + (d2d_energy,) if with_d2d else out
 
     def evaluate(self, k: Coded, detail: bool) -> Evaluation:
         """Every metric ``[P]`` of the coded population (and the per-layer schedule when ``detail``)."""
@@ -362,14 +390,14 @@ class TabulatedPath:
 
         plan, variant = self._plan(k, detail)
         total, dram, dram_sum, energy_sum, parts = self.costs(T["batch"], k, None, detail, variant=variant)
-        transfer, byte_hops, hop_latency = self.transfers(k, with_latency=True)
+        transfer, byte_hops, hop_latency, d2d_energy = self.transfers(k, with_latency=True, with_d2d=True)
         stack, split_parts = self._fused_schedule(plan, total, transfer, hop_latency)
         schedule = (keep("start", (L, P), self.dtype), keep("finish", (L, P), self.dtype), self.scratch("core_free", (P, self.n_slots), self.dtype),
                     self.scratch("slot", (L, P), torch.int32))
         start, finish = list_schedule_lp(total, k.core_long, transfer, self.in_edges, self.n_slots, out=schedule, stack=stack, parts=split_parts)
         # The last layer to finish is the last one on some core: the cores' free times hold the answer ([P, cores]).
         cycles = chip_cycles(schedule[2].amax(dim=1), dram_sum, dram_bytes_per_cycle)
-        dyn_energy = energy_sum + byte_hops * e_hop
+        dyn_energy = energy_sum + byte_hops * e_hop + d2d_energy
         if "split_byte_hops" in plan:
             dyn_energy = dyn_energy + plan["split_byte_hops"] * e_hop
 
@@ -381,6 +409,11 @@ class TabulatedPath:
 
         latency = cycles / (k.clock_ghz * GB)
         area, die_cost, static_w = T["area"].index_select(0, (k.hw * T["G"] + k.grid) * self.n_nodes + k.node).unbind(1)
+        if k.chiplet is not None:  # several dies: their D2D PHYs in the area, and the package's recurring cost
+            chiplets, hw = self.model.chiplets, self.space.design.hardware
+            table = chiplets.area_table(T["area"], self.model.nodes, hw.grid_rows, hw.grid_cols)
+            key = ((k.hw * T["G"] + k.grid) * self.n_nodes + k.node) * chiplets.n_codes + k.chiplet.code
+            area, die_cost, static_w = table.index_select(0, key).unbind(1)
         layers = None
         if detail:
             layers = layer_detail(k.clock_ghz, parts["compute"].t(), total.t(), dram, start.t(), finish.t(),
@@ -436,9 +469,9 @@ class TabulatedPath:
         capacity = (k.sram_kib * 1024.0 * self.model.split[1])[None, :]
         resident = resident_weights(core, weights, capacity, self.n_slots, dim=0)
         one_total, _, one_dram, one_energy, _ = self.costs(self.tables["sample"], k, resident, False, "sample")
-        one_transfer, one_byte_hops = self.transfers(k, "sample")
+        one_transfer, one_byte_hops, one_d2d = self.transfers(k, "sample", with_d2d=True)
         one_schedule = (self.scratch("sample.start", (L, P), self.dtype), self.scratch("sample.finish", (L, P), self.dtype), *schedule[2:])
         list_schedule_lp(one_total, core, one_transfer, self.in_edges, self.n_slots, out=one_schedule)
         busiest = per_core_sum(core, one_total, self.n_slots, dim=0).amax(dim=0)
         return pipelined_run(one_schedule[2].amax(dim=1), busiest, one_dram, dram_bytes_per_cycle,
-                             one_energy + one_byte_hops * e_hop, self.lw.batch)
+                             one_energy + one_byte_hops * e_hop + one_d2d, self.lw.batch)
