@@ -30,10 +30,11 @@ from pydantic import (
 )
 
 from codesign.errors import DesignError, UserError
+from codesign.hardware import tech_tables
 from codesign.hardware.package import check_package
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
 from codesign.vocab import (DATAFLOWS, DRAM_KINDS, FUSIONS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, SPLIT_AXES,
-                            STRATEGIES, UNSUPPORTED)
+                            STRATEGIES, TECH_SOURCES, UNSUPPORTED)
 from codesign.workload.graph import Workload
 from codesign.workload.sources import build_workload
 from codesign.workload.zoo import ZOO
@@ -92,6 +93,7 @@ class _HardwareFixed(_Section):
 
     sram_split: tuple[PositiveFloat, PositiveFloat, PositiveFloat] = (0.4, 0.4, 0.2)
     dram_kind: Literal[DRAM_KINDS] = "lpddr4"
+    tech: Literal[TECH_SOURCES] = "builtin"  # where energies and SRAM areas come from (codesign.hardware.tech_tables)
     dram_ports: PositiveInt = 1
     noc_hop_cycles: PositiveInt = 2
     dataflows: Knob(Dataflow) = list(DATAFLOWS)
@@ -270,6 +272,7 @@ def parse_design(raw: dict, *, source: str = "<memory>") -> Design:
     except ValidationError as error:
         raise DesignError(_format_validation_error(source, raw, error)) from None
     _check_dataflows(design)
+    _check_tech(design)
     check_package(design.hardware, source)
     _check_workload(design)
     return design
@@ -302,6 +305,23 @@ def _check_dataflows(design: Design) -> None:
                 f"{design.source}: schedule.dataflow[{i}] = {dataflow!r}: not supported by the cores; "
                 f"expected one of hardware.dataflows = {supported}"
             )
+
+
+def _check_tech(design: Design) -> None:
+    """With generated technology tables, every SRAM buffer (``sram_kib`` × its ``sram_split`` share)
+    must lie inside the tables' sizes: the model interpolates them, it does not extrapolate."""
+    hw = design.hardware
+    if hw.tech == "builtin":
+        return
+    sizes = [kib * share for kib in hw.sram_kib for share in hw.sram_split]
+    outside = tech_tables.check_sram_range(sizes)
+    if outside is not None:
+        lo, hi = outside
+        raise DesignError(
+            f"{design.source}: hardware.tech = {hw.tech!r}: hardware.sram_kib = {list(hw.sram_kib)} split "
+            f"{list(hw.sram_split)} gives SRAM buffers of {min(sizes):g}-{max(sizes):g} KiB; the {hw.tech} tables "
+            f"(data/hwcomponents/sram.csv) cover {lo:g}-{hi:g} KiB: expected sizes inside them, or hardware.tech = 'builtin'"
+        )
 
 
 def design_workload(design: Design) -> Workload:

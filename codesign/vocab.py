@@ -46,6 +46,10 @@ SPLIT_AXES = ("channels", "rows")
 #: DRAM interface kinds the model prices (energy per byte, PHY area per port).
 DRAM_KINDS = ("ddr4", "lpddr4", "hbm2")
 
+#: Sources of the technology constants (``hardware.tech``): the built-in tables of
+#: codesign.hardware.tech, or the tables generated with hwcomponents (CACTI) in data/hwcomponents/.
+TECH_SOURCES = ("builtin", "cacti")
+
 #: Package types of a design's dies (:mod:`codesign.hardware.package`): one die, or several on an organic
 #: substrate, an integrated fan-out (InFO) redistribution layer, or a 2.5D silicon interposer.
 PACKAGES = ("monolithic", "organic", "info", "interposer_2_5d")

@@ -75,7 +75,9 @@ def sram_energy_pj_per_byte(node: TechNode, sram_kib: TensorLike) -> Tensor:
     """Energy to read or write one byte of an SRAM of ``sram_kib`` KiB.
 
     Power law in size anchored at 8 KiB: ``E = E_8KiB · (sram_kib / 8)^b``, with
-    ``E_8KiB`` and ``b`` fitted to Horowitz's 8 KB / 32 KB / 1 MB points.
+    ``E_8KiB`` and ``b`` fitted to Horowitz's 8 KB / 32 KB / 1 MB points; a node built from
+    generated tables (``hardware.tech = "cacti"``, :mod:`codesign.hardware.tech_tables`)
+    interpolates its CACTI table in size instead.
 
     Args:
         node: technology node.
@@ -87,6 +89,8 @@ def sram_energy_pj_per_byte(node: TechNode, sram_kib: TensorLike) -> Tensor:
     _check_node(node)
     kib = _as_float_tensors(sram_kib=sram_kib)["sram_kib"]
     _check("sram_kib", kib, positive=True)
+    if node.sram_table is not None:  # hardware.tech = "cacti": the generated table, interpolated in size
+        return node.sram_table.energy(kib)
     return node.sram_energy_pj_per_byte_at_8kib * (kib / 8.0) ** node.sram_energy_size_exponent
 
 
@@ -145,7 +149,10 @@ def area_breakdown_mm2(
 
     pe_array = n_cores * pe_rows * pe_cols * (node.pe_area_um2[precision_bytes] * 1e-6)
     vector_unit = n_cores * vector_lanes * (node.pe_area_um2[precision_bytes] * 1e-6)
-    sram = n_cores * sram_kib * node.sram_area_mm2_per_kib
+    if node.sram_table is None:
+        sram = n_cores * sram_kib * node.sram_area_mm2_per_kib
+    else:  # hardware.tech = "cacti": the generated table's area at this size (none without SRAM)
+        sram = n_cores * torch.where(sram_kib > 0, node.sram_table.area(sram_kib.clamp_min(1e-9)), 0.0)
     router = n_cores * node.router_area_mm2
     dram_phy = n_dram_ports * node.dram_phy_area_mm2[dram_kind]
     f = node.overhead_area_fraction

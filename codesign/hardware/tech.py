@@ -19,12 +19,17 @@ derivations are kept in code so they can be read and checked:
 
 Numbers marked "estimate" have no single published source; the comment says
 what they are based on. docs/model.md lists every constant with its source.
+
+These are the ``builtin`` technology source; ``hardware.tech = "cacti"`` replaces the
+SRAM, int8 MAC and vector-op, register and NoC-hop constants with tables generated offline with
+hwcomponents (:mod:`codesign.hardware.tech_tables`, data/hwcomponents/).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 from codesign.vocab import DRAM_KINDS, PRECISIONS  # noqa: F401 - re-exported: the tables below are keyed by them
 
@@ -242,11 +247,15 @@ class TechNode:
     wafer_diameter_mm: float = WAFER_DIAMETER_MM
     edge_exclusion_mm: float = EDGE_EXCLUSION_MM
     scribe_mm: float = SCRIBE_MM
+    #: SRAM energy and area by size from a generated table (``hardware.tech = "cacti"``: a
+    #: :class:`codesign.hardware.tech_tables.SramTable`); ``None``: the power law and the per-KiB
+    #: area above.
+    sram_table: Any = None
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name == "name":
+            if f.name in ("name", "sram_table"):
                 continue
             if isinstance(value, dict):
                 keys = PRECISIONS if f.name in ("mac_energy_pj", "vector_op_energy_pj", "pe_area_um2") else DRAM_KINDS

@@ -62,7 +62,7 @@ import torch
 
 from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
-from codesign.hardware.tech import TECH_NODES
+from codesign.hardware.tech_tables import tech_node
 from codesign.model.evaluation import GB, Evaluation, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
 from codesign.model.chiplets import Chiplets
 from codesign.model.fusion import FusionTables, schedule_plan, split_part, split_parts, stack_timing
@@ -101,7 +101,7 @@ class AnalyticalModel:
         self.dram_kind = hw.dram_kind
         self.n_slots = hw.max_cores
         self.precision = self.formulas.precision
-        self.nodes = [TECH_NODES[name] for name in space.node_names]
+        self.nodes = [tech_node(name, hw.tech) for name in space.node_names]  # hardware.tech: the constants' source
         table = lambda f: torch.tensor([f(n) for n in self.nodes], dtype=dtype, device=self.device)  # noqa: E731
         self.e_mac = table(lambda n: n.mac_energy_pj[self.precision] * PJ)
         self.e_reg = table(lambda n: n.reg_energy_pj_per_byte * PJ)
