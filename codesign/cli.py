@@ -151,6 +151,8 @@ def _evaluate(args) -> None:
             "hardware: " + ", ".join(f"{k}={v}" for k, v in result["hardware"].items()),
             "schedule: " + ", ".join(f"{k}={v}" for k, v in result["schedule"].items()),
             "metrics: " + ", ".join(f"{k}={v:.6g}" for k, v in result["metrics"].items())]
+    if result["energy_parts"]:
+        head.append("energy by component: " + ", ".join(f"{k}={v:.6g}" for k, v in result["energy_parts"].items()))
     if result["failed"]:
         head.append(f"failed: {result['failed']}")
     _print_table(pd.DataFrame(result["layers"]), head, args.format)

@@ -31,6 +31,7 @@ from pydantic import (
 
 from codesign.errors import DesignError, UserError
 from codesign.hardware import tech_tables
+from codesign.hardware import carbon
 from codesign.hardware.package import check_package
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob
 from codesign.vocab import (DATAFLOWS, DRAM_KINDS, FUSIONS, GRANULARITIES, MAPPINGS, MODES, PRECISIONS, REFINE_METHODS, SAMPLERS, SPLIT_AXES,
@@ -196,6 +197,24 @@ class CostModelSpec(_Section):
     plugins: list[str] = Field(default_factory=list)
 
 
+class CarbonSpec(_Section):
+    """``[carbon]``: what the carbon metrics assume (:mod:`codesign.hardware.carbon`, after ACT, ISCA 2022):
+    the carbon intensity of the fab's grid (``carbon_kg``) and of the grid the chip runs on, its lifetime,
+    the fraction of it spent running the workload, and the runs per second while it does
+    (``carbon_operational_kg``; none: back to back, one run per ``latency_s``)."""
+
+    fab_intensity_g_per_kwh: PositiveFloat = carbon.FAB_INTENSITY_G_PER_KWH
+    use_intensity_g_per_kwh: PositiveFloat = carbon.USE_INTENSITY_G_PER_KWH
+    lifetime_years: PositiveFloat = carbon.LIFETIME_YEARS
+    duty_cycle: Annotated[float, Field(gt=0, le=1)] = carbon.DUTY_CYCLE
+    inferences_per_s: PositiveFloat | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _int_floats(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class ClusterSpec(_Section):
     """``[cluster]``: where the slow work of a run goes (:mod:`codesign.cluster`): a Dask scheduler's
     ``tcp://HOST:PORT`` or ``local:N``; none (the default) keeps it in this process."""
@@ -213,6 +232,7 @@ class Design(_Section):
     constraints: dict[Metric, PositiveFloat] = Field(default_factory=dict)
     search: SearchSpec = SearchSpec()
     cost_model: CostModelSpec = CostModelSpec()
+    carbon: CarbonSpec = CarbonSpec()
     cluster: ClusterSpec = ClusterSpec()
     source: str = Field(default="<memory>", exclude=True)
 

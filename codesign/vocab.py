@@ -8,7 +8,25 @@ integer code where one is needed (``DATAFLOWS.index("os") == 1``), so codes are 
 from __future__ import annotations
 
 #: Metrics the built-in model reports; every one of them is minimised (SI units in the names).
-METRICS = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w")
+#: ``carbon_kg`` is the embodied carbon of one good packaged die and ``carbon_operational_kg`` the
+#: carbon of the energy it spends over its lifetime (``[carbon]`` of the design file; ACT, ISCA 2022).
+METRICS = ("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w", "carbon_kg", "carbon_operational_kg")
+
+#: The components a design's energy is split into, in joules (``docs/model.md``, "Energy by
+#: component"): the MACs, their register-file traffic, each SRAM partition (the vector unit's SRAM
+#: reads and writes included), the vector unit's operations, the NoC (DRAM traffic to and from the
+#: ports, and transfers between layers), die-to-die links, DRAM and leakage over the run. They sum
+#: to ``energy_j``. Reported per design in detail (:func:`energy_column` names the columns).
+ENERGY_PARTS = ("mac", "rf", "sram_ifmap", "sram_filter", "sram_ofmap", "vector", "noc", "d2d", "dram", "leakage")
+
+
+def energy_column(part: str) -> str:
+    """The column (and JSON key) of an energy part: ``"mac"`` → ``"energy_mac_j"``."""
+    return f"energy_{part}_j"
+
+
+#: The energy parts' columns, in :data:`ENERGY_PARTS` order (``front.csv``, ``codesign evaluate``).
+ENERGY_COLUMNS = tuple(energy_column(part) for part in ENERGY_PARTS)
 
 #: Metrics of an LLM workload (``codesign.model.llm``), besides :data:`METRICS`: time to first token,
 #: time per output token, tokens per second, energy per output token, the bytes of the weights and of

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from codesign.cli import main
+from codesign.vocab import ENERGY_COLUMNS
 from tests.helpers import DESIGNS, POPULATION, assert_one_error, cli, small_design_text, snapshot, stored_trials, write_design
 
 CHIPLET = DESIGNS / "edge_resnet18_chiplet_cost.toml"
@@ -110,10 +111,10 @@ def test_invalid_toml_and_missing_file(capsys, tmp_path):
 
 
 def test_objective_that_no_model_provides(capsys, tmp_path):
-    design = write_design(tmp_path, objectives=["latency_s", "carbon_kg"])
+    design = write_design(tmp_path, objectives=["latency_s", "water_l"])
     out = tmp_path / "out"
     code, _, err = cli(capsys, "explore", design, "--out", out)
-    assert_one_error(code, err, str(design), "objectives.minimize", "'carbon_kg'")
+    assert_one_error(code, err, str(design), "objectives.minimize", "'water_l'")
     assert not out.exists()
 
 
@@ -329,7 +330,10 @@ def test_front_is_the_non_dominated_feasible_subset(base_run):
     expected = non_dominated(trials, objectives)
     assert len(expected) > 0
     assert front["trial"].tolist() == expected["trial"].tolist()
-    pd.testing.assert_frame_equal(front.reset_index(drop=True), expected, check_dtype=False)
+    # front.csv is those trials' rows, plus the energy of each design by component (summing to its energy_j)
+    energy = front[list(ENERGY_COLUMNS)]
+    pd.testing.assert_frame_equal(front.drop(columns=list(ENERGY_COLUMNS)).reset_index(drop=True), expected, check_dtype=False)
+    assert energy.sum(axis=1).to_numpy() == pytest.approx(front["energy_j"].to_numpy(), rel=1e-12)
     assert json.loads((base_run / "summary.json").read_text())["n_front"] == len(front)
 
 
@@ -357,7 +361,7 @@ def test_report_writes_its_plots(capsys, run_copy):
     code, stdout, err = cli(capsys, "report", run_copy)
     assert code == 0, err
     paths = [Path(line) for line in stdout.splitlines()]
-    assert {p.name for p in paths} == {"front.png", "hypervolume.png", "parallel_coordinates.png"}
+    assert {p.name for p in paths} == {"front.png", "energy.png", "hypervolume.png", "parallel_coordinates.png"}
     for path in paths:
         assert path.read_bytes().startswith(PNG_MAGIC), path
 
@@ -370,8 +374,9 @@ def test_show_writes_floorplan_gantt_graphml_and_json(capsys, run_copy):
         assert code == 0, err
         printed = {Path(line).name for line in stdout.splitlines()}
         stem = f"trial_{trial}"
-        assert {f"{stem}_floorplan.png", f"{stem}_gantt.png", f"{stem}.graphml", f"{stem}.json"} <= printed
-        for png in (f"{stem}_floorplan.png", f"{stem}_gantt.png"):
+        assert {f"{stem}_floorplan.png", f"{stem}_gantt.png", f"{stem}.graphml", f"{stem}.json", f"{stem}_energy.csv",
+                f"{stem}_energy.png"} <= printed
+        for png in (f"{stem}_floorplan.png", f"{stem}_gantt.png", f"{stem}_energy.png"):
             assert (run_copy / png).read_bytes().startswith(PNG_MAGIC)
         graph = nx.read_graphml(run_copy / f"{stem}.graphml")
         kinds = {data.get("kind") for _, data in graph.nodes(data=True)}
@@ -401,25 +406,26 @@ def test_chiplet_cost_example_end_to_end(capsys, tmp_path):
     area = torch.tensor(trials["area_mm2"].to_numpy())
     wafer_only = die_cost_usd(area, TECH_NODES["7nm"]).numpy()
     assert (trials["cost_usd"].to_numpy() > wafer_only + 1.0).all()
-    # Larger dies carry more embodied carbon.
+    # Larger dies carry more embodied carbon (the built-in carbon_kg, at one node).
     order = np.argsort(trials["area_mm2"].to_numpy())
     assert np.all(np.diff(carbon[order]) >= -1e-12)
-    assert "carbon_kg" in json.loads((out / "run.json").read_text())["metrics"]
+    # The plug-in's own metric: wafer-sort seconds, more for more PEs (scan) and more SRAM (MBIST).
+    assert (trials["test_s"] > 0.3).all() and "test_s" in json.loads((out / "run.json").read_text())["metrics"]
 
 
 def test_plugin_metric_as_objective(capsys, tmp_path):
     (tmp_path / "plugins").mkdir()
     shutil.copy(DESIGNS / "plugins" / "chiplet_cost.py", tmp_path / "plugins" / "chiplet_cost.py")
-    design = tmp_path / "carbon.toml"
+    design = tmp_path / "test_time.toml"
     design.write_text(
         CHIPLET.read_text()
-        .replace('minimize = ["latency_s", "cost_usd"]', 'minimize = ["latency_s", "cost_usd", "carbon_kg"]')
+        .replace('minimize = ["latency_s", "cost_usd"]', 'minimize = ["latency_s", "cost_usd", "test_s"]')
         .replace("population = 64", "population = 32")
     )
     out = tmp_path / "run"
     code, _, err = cli(capsys, "explore", design, "--trials", "32", "--out", out)
     assert code == 0, err
-    assert json.loads((out / "summary.json").read_text())["objectives"] == ["latency_s", "cost_usd", "carbon_kg"]
+    assert json.loads((out / "summary.json").read_text())["objectives"] == ["latency_s", "cost_usd", "test_s"]
 
 
 RAISING = """

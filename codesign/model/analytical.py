@@ -63,7 +63,8 @@ import torch
 from codesign.hardware import cost as hwcost
 from codesign.hardware.floorplan import core_hops, dram_hops
 from codesign.hardware.tech_tables import tech_node
-from codesign.model.evaluation import GB, Evaluation, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
+from codesign.model.evaluation import (GB, Evaluation, chip_cycles, embodied_kg, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights,
+                                       run_energy_parts, with_leakage)
 from codesign.model.chiplets import Chiplets
 from codesign.model.fusion import FusionTables, schedule_plan, split_part, split_parts, stack_timing
 from codesign.model.layer_costs import PJ, LayerCosts, LayerFormulas
@@ -97,6 +98,7 @@ class AnalyticalModel:
         self.split = hw.sram_split
         self.formulas = LayerFormulas(self.lw, [space.workload.nodes[name]["layer"] for name in self.lw.names], self.split)
         self.n_ports = hw.dram_ports
+        self.carbon = space.design.carbon  # what the carbon metrics assume ([carbon])
         self.hop_cycles = float(hw.noc_hop_cycles)
         self.dram_kind = hw.dram_kind
         self.n_slots = hw.max_cores
@@ -137,14 +139,15 @@ class AnalyticalModel:
         return out
 
     def layer_costs(self, c: Candidates, kind: str = "batch", *, filter_resident=None,
-                    dataflow_weights: torch.Tensor | None = None, plan: dict | None = None) -> LayerCosts:
+                    dataflow_weights: torch.Tensor | None = None, plan: dict | None = None, parts: bool = False) -> LayerCosts:
         """Costs ``[P, L]`` of running each layer once, for the whole batch or one sample (``kind``).
 
         ``filter_resident`` ``[P, L]`` marks layers whose weights stay in SRAM across a pipelined
         batch. With ``dataflow_weights`` (``[P, L, 3]``) every cost is the weighted sum of the
         layer's costs under the three dataflows (``c.dataflow`` is ignored). ``plan``
-        (:func:`~codesign.model.fusion.schedule_plan`) fuses and splits layers."""
-        inputs = dict(self.formulas.inputs(kind), filter_resident=filter_resident)
+        (:func:`~codesign.model.fusion.schedule_plan`) fuses and splits layers. ``parts`` adds the
+        layers' energy by component (``energy_parts``)."""
+        inputs = dict(self.formulas.inputs(kind), filter_resident=filter_resident, parts=parts)
         plan = plan or {}
         if "split" in plan:
             ft = self.fusion_tables
@@ -154,14 +157,17 @@ class AnalyticalModel:
             inputs.update(fused_in=plan["fused"].t(), fused_out=plan["fused_out"].t())
         if dataflow_weights is None:
             return self._split(self._layer_costs_one(c, **inputs), plan)
-        mixed = None
+        mixed = mixed_parts = None
         for d in range(3):
             one = self._layer_costs_one(replace(c, dataflow=torch.full_like(c.core, d)), **inputs)
             w = dataflow_weights[..., d].to(self.dtype)
-            parts = [w * x for x in (one.compute_cycles, one.total_cycles, one.dram_bytes, one.energy_j, one.vector_cycles,
+            terms = [w * x for x in (one.compute_cycles, one.total_cycles, one.dram_bytes, one.energy_j, one.vector_cycles,
                                      one.array_cycles)]
-            mixed = parts if mixed is None else [a + b for a, b in zip(mixed, parts)]
-        return self._split(LayerCosts(*mixed), plan)
+            mixed = terms if mixed is None else [a + b for a, b in zip(mixed, terms)]
+            if parts:
+                weighted = {name: w * x for name, x in one.energy_parts.items()}
+                mixed_parts = weighted if mixed_parts is None else {name: mixed_parts[name] + x for name, x in weighted.items()}
+        return self._split(LayerCosts(*mixed, energy_parts=mixed_parts), plan)
 
     @staticmethod
     def _split(costs: LayerCosts, plan: dict) -> LayerCosts:
@@ -170,8 +176,9 @@ class AnalyticalModel:
         if "split" not in plan:
             return costs
         k = plan["split"].t()
+        parts = None if costs.energy_parts is None else {name: k * x for name, x in costs.energy_parts.items()}
         return replace(costs, total_cycles=costs.total_cycles + plan["split_cycles"].t(), dram_bytes=k * costs.dram_bytes,
-                       energy_j=k * costs.energy_j)
+                       energy_j=k * costs.energy_j, energy_parts=parts)
 
     def schedule_plan(self, c: Candidates) -> dict:
         """:func:`~codesign.model.fusion.schedule_plan` of the candidates (layer-major; empty without
@@ -190,7 +197,7 @@ class AnalyticalModel:
         return plan
 
     def _layer_costs_one(self, c: Candidates, *, m, n, groups, ifmap_bytes, ofmap_bytes, filter_bytes, vector_work, side_bytes,
-                         filter_resident=None, fused_in=None, fused_out=None) -> LayerCosts:
+                         filter_resident=None, fused_in=None, fused_out=None, parts: bool = False) -> LayerCosts:
         f = self.formulas
         H, W, sram = c.pe_rows[:, None], c.pe_cols[:, None], c.sram_kib[:, None]
         df = c.dataflow
@@ -204,14 +211,18 @@ class AnalyticalModel:
         node = c.node[:, None]
         e_sram = lambda share: self._per_node(node, lambda tech: hwcost.sram_energy_pj_per_byte(tech, sram * share)) * PJ  # noqa: E731
         hops = dram_hops(c.core, c.grid_rows[:, None], c.grid_cols[:, None], self.n_ports).to(self.dtype)
+        energies = dict(e_sram=e_sram, e_mac=self.e_mac[node], e_reg=self.e_reg[node], e_vec=self.e_vec[node])
         energy = (
-            f.core_energy(t, H, W, df, m=m, n=n, groups=groups, e_sram=e_sram, e_mac=self.e_mac[node], e_reg=self.e_reg[node],
-                          e_vec=self.e_vec[node])
+            f.core_energy(t, H, W, df, m=m, n=n, groups=groups, **energies)
             + t["dram"] * (self.e_dram[node] + hops * self.e_hop[node])
         )
+        by_part = None
+        if parts:  # the same energy by component: the core's, DRAM, and the NoC hops of the DRAM traffic
+            by_part = f.core_energy_parts(t, H, W, df, m=m, n=n, groups=groups, **energies)
+            by_part.update(dram=torch.broadcast_to(t["dram"] * self.e_dram[node], energy.shape), noc=t["dram"] * (hops * self.e_hop[node]))
         vector = torch.broadcast_to(t["vector"], total.shape) if f.has_vector else torch.zeros_like(total)
         return LayerCosts(compute_cycles=t["compute"], total_cycles=total, dram_bytes=t["dram"], energy_j=energy,
-                          vector_cycles=vector, array_cycles=array)
+                          vector_cycles=vector, array_cycles=array, energy_parts=by_part)
 
     def transfers(self, c: Candidates, scale: float = 1.0, *, latency: bool = False, d2d: bool = False):
         """NoC time ``[P, L, J]`` of the edges between layers (bytes × ``scale`` over the link
@@ -262,8 +273,13 @@ class AnalyticalModel:
         if dataflow_weights is None and path.ready():
             coded = path.codes_from_rows(c, rows) if rows is not None else path.codes_from_values(c)
             if coded is not None:
-                return path.evaluate(coded, detail)
+                return self._with_energy_parts(path.evaluate(coded, detail), c) if detail else path.evaluate(coded, detail)
         return self.evaluate_direct(c, detail=detail, dataflow_weights=dataflow_weights)
+
+    def _with_energy_parts(self, evaluation: Evaluation, c: Candidates) -> Evaluation:
+        """A tabulated evaluation in detail with the energy by component of the direct path's
+        :meth:`evaluate_direct` (they agree to rounding; only detail pays for it)."""
+        return replace(evaluation, energy_parts=self.evaluate_direct(c, detail=True).energy_parts)
 
     def evaluate_rows(self, rows: torch.Tensor, *, detail: bool = False) -> Evaluation:
         """Every metric for the integer rows ``[P, D]`` of the design space (``DesignSpace.encode``).
@@ -273,7 +289,8 @@ class AnalyticalModel:
         and builds no :class:`Candidates`. Rows must hold codes within the knobs' ranges."""
         if not self.tabulated.ready():
             return self.evaluate(self.space.decode(rows.to(self.device), dtype=self.dtype), detail=detail)
-        return self.tabulated.evaluate(self.tabulated.codes_of_rows(rows), detail)
+        evaluation = self.tabulated.evaluate(self.tabulated.codes_of_rows(rows), detail)
+        return self._with_energy_parts(evaluation, self.space.decode(rows.to(self.device), dtype=self.dtype)) if detail else evaluation
 
     def evaluate_direct(self, c: Candidates, *, detail: bool = False, dataflow_weights: torch.Tensor | None = None) -> Evaluation:
         """:meth:`evaluate` computed per candidate, whatever its values (the differentiable path)."""
@@ -285,7 +302,7 @@ class AnalyticalModel:
 
         # Layer by layer: every layer processes the whole batch (in fused stacks and split layers).
         plan = self.schedule_plan(c)
-        costs = self.layer_costs(c, "batch", dataflow_weights=dataflow_weights, plan=plan)
+        costs = self.layer_costs(c, "batch", dataflow_weights=dataflow_weights, plan=plan, parts=detail)
         transfer, byte_hops, hop_latency, d2d_energy = self.transfers(c, latency=True, d2d=True)
         stack = None
         if "fused" in plan:
@@ -298,11 +315,16 @@ class AnalyticalModel:
         dyn_energy = costs.energy_j.sum(dim=1) + byte_hops * self.e_hop[node] + d2d_energy
         if "split" in plan:
             dyn_energy = dyn_energy + plan["split_byte_hops"] * self.e_hop[node]
+        parts = None
+        if detail:
+            parts = run_energy_parts(costs.energy_parts, byte_hops + plan.get("split_byte_hops", 0.0), self.e_hop[node], d2d_energy)
 
         if lw.batch > 1 and bool(c.pipelined.any()):
-            pipe_cycles, pipe_energy = self._pipelined(c, dram_bytes_per_cycle, dataflow_weights)
+            pipe_cycles, pipe_energy, pipe_parts = self._pipelined(c, dram_bytes_per_cycle, dataflow_weights, parts=detail)
             cycles = torch.where(c.pipelined, pipe_cycles, cycles)
             dyn_energy = torch.where(c.pipelined, pipe_energy, dyn_energy)
+            if detail:
+                parts = {name: torch.where(c.pipelined, pipe_parts[name], x) for name, x in parts.items()}
 
         latency = cycles / (c.clock_ghz * GB)
         area = self._per_node(node, lambda t: hwcost.area_mm2(
@@ -313,22 +335,30 @@ class AnalyticalModel:
         static_w = self._per_node(node, lambda t: hwcost.static_power_w(area, t))
         if self.chiplets.enabled:  # several dies: their D2D PHYs in the area, and the package's recurring cost
             area, die_cost, static_w = self.chiplets.area_cost(c, area, die_cost, static_w, lambda fn: self._per_node(node, fn))
+        embodied = embodied_kg(area, self.nodes, node, self.carbon, c.dies.to(self.dtype) if self.chiplets.enabled else 1)
         layers = None
         if detail:
             layers = layer_detail(c.clock_ghz, costs.compute_cycles, costs.total_cycles, costs.dram_bytes, start, finish,
                                   vector=costs.vector_cycles, array=costs.array_cycles, plan=plan)
-        return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
+            parts = with_leakage(parts, static_w, latency)
+        return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w, embodied, self.carbon), layers=layers,
+                          energy_parts=parts)
 
-    def _pipelined(self, c: Candidates, dram_bytes_per_cycle: torch.Tensor, dataflow_weights: torch.Tensor | None = None):
+    def _pipelined(self, c: Candidates, dram_bytes_per_cycle: torch.Tensor, dataflow_weights: torch.Tensor | None = None, *,
+                   parts: bool = False):
         """Cycles and dynamic energy ``[P]`` of the batch pipelined sample by sample across cores
-        (candidate-major: the layers along dim 1)."""
+        (candidate-major: the layers along dim 1), and with ``parts`` that energy by component."""
         lw = self.lw
         weights = self.weight_bytes.expand_as(c.core)
         resident = resident_weights(c.core, weights, c.sram_kib[:, None] * 1024.0 * self.split[1], self.n_slots, dim=1)
-        one = self.layer_costs(c, "sample", filter_resident=resident, dataflow_weights=dataflow_weights)
+        one = self.layer_costs(c, "sample", filter_resident=resident, dataflow_weights=dataflow_weights, parts=parts)
         transfer, byte_hops, d2d_energy = self.transfers(c, scale=1.0 / lw.batch, d2d=True)
         _, finish = list_schedule(one.total_cycles, c.core, transfer, lw.preds, lw.pred_mask, self.n_slots,
                                   pred_lists=self.pred_lists)
         busiest = per_core_sum(c.core, one.total_cycles, self.n_slots, dim=1).amax(dim=1)
-        return pipelined_run(finish.amax(dim=1), busiest, one.dram_bytes.sum(dim=1), dram_bytes_per_cycle,
-                             one.energy_j.sum(dim=1) + byte_hops * self.e_hop[c.node] + d2d_energy, lw.batch)
+        cycles, energy = pipelined_run(finish.amax(dim=1), busiest, one.dram_bytes.sum(dim=1), dram_bytes_per_cycle,
+                                       one.energy_j.sum(dim=1) + byte_hops * self.e_hop[c.node] + d2d_energy, lw.batch)
+        by_part = None
+        if parts:  # the batch spends batch times one sample's energy, part by part
+            by_part = {name: lw.batch * x for name, x in run_energy_parts(one.energy_parts, byte_hops, self.e_hop[c.node], d2d_energy).items()}
+        return cycles, energy, by_part

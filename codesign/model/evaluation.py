@@ -14,15 +14,20 @@ from dataclasses import dataclass
 
 import torch
 
+from codesign.hardware import carbon
+from codesign.vocab import ENERGY_PARTS
+
 GB = 1e9
 
 
 @dataclass
 class Evaluation:
-    """Metrics ``[P]`` by name and, when asked for, the per-layer schedule ``[P, L]``."""
+    """Metrics ``[P]`` by name and, when asked for (detail), the per-layer schedule ``[P, L]`` and the
+    energy by component ``[P]`` (:data:`~codesign.vocab.ENERGY_PARTS`, joules; they sum to ``energy_j``)."""
 
     metrics: dict[str, torch.Tensor]
     layers: dict[str, torch.Tensor] | None = None
+    energy_parts: dict[str, torch.Tensor] | None = None
 
 
 def chip_cycles(schedule_end: torch.Tensor, dram_bytes: torch.Tensor, dram_bytes_per_cycle: torch.Tensor) -> torch.Tensor:
@@ -58,8 +63,10 @@ def pipelined_run(fill_cycles: torch.Tensor, busiest_core: torch.Tensor, dram_by
     return fill_cycles + (batch - 1) * bottleneck, batch * energy
 
 
-def metrics(latency, dyn_energy, area, die_cost, static_w) -> dict[str, torch.Tensor]:
-    """The model's metrics ``[P]``: energy adds leakage over the run to the dynamic energy."""
+def metrics(latency, dyn_energy, area, die_cost, static_w, embodied_kg, settings) -> dict[str, torch.Tensor]:
+    """The model's metrics ``[P]``: energy adds leakage over the run to the dynamic energy; the
+    embodied carbon ``embodied_kg`` comes with the area, the operational carbon follows from the
+    energy and latency over the lifetime, usage and grid of ``settings`` (the design's ``[carbon]``)."""
     energy = dyn_energy + static_w * latency
     return {
         "latency_s": latency,
@@ -67,7 +74,63 @@ def metrics(latency, dyn_energy, area, die_cost, static_w) -> dict[str, torch.Te
         "area_mm2": area,
         "cost_usd": die_cost,
         "power_w": energy / latency,
+        "carbon_kg": embodied_kg,
+        "carbon_operational_kg": operational_kg(energy, latency, settings),
     }
+
+
+def operational_kg(energy: torch.Tensor, latency: torch.Tensor, settings) -> torch.Tensor:
+    """``carbon_operational_kg`` ``[P]`` of runs of ``energy`` J and ``latency`` s ``[P]`` under ``settings``
+    (the design's ``[carbon]``): what a model that combines runs (an LLM request) computes again."""
+    return carbon.operational_carbon_kg(energy, latency, use_intensity_g_per_kwh=settings.use_intensity_g_per_kwh,
+                                        lifetime_years=settings.lifetime_years, duty_cycle=settings.duty_cycle,
+                                        inferences_per_s=settings.inferences_per_s)
+
+
+def embodied_kg(area: torch.Tensor, nodes: list, node: torch.Tensor, settings, dies: torch.Tensor | int = 1) -> torch.Tensor:
+    """Embodied carbon ``[P]`` (:func:`codesign.hardware.carbon.embodied_carbon_kg`) of chips of ``area``
+    ``[P]`` in ``dies`` dies, each at ``nodes[node]`` (``node``: codes ``[P]``), with the fab grid of
+    ``settings`` (the design's ``[carbon]``). Loops over the nodes, not the candidates."""
+    fab = settings.fab_intensity_g_per_kwh
+    out = carbon.embodied_carbon_kg(area, nodes[0], dies=dies, fab_intensity_g_per_kwh=fab)
+    for i, tech in enumerate(nodes[1:], start=1):
+        out = torch.where(node == i, carbon.embodied_carbon_kg(area, tech, dies=dies, fab_intensity_g_per_kwh=fab), out)
+    return out
+
+
+def tabulated_embodied_kg(path, k, area: torch.Tensor) -> torch.Tensor:
+    """Embodied carbon ``[P]`` of a coded population on the tabulated ``path``
+    (:class:`~codesign.model.tabulated.TabulatedPath`, coded ``k``, chip areas ``area`` ``[P]``): one-die
+    chips gather it from a table over the area table's entries (built on first use; an entry's node is
+    its index mod the nodes), chips of several dies compute it from their area and die count."""
+    model, T = path.model, path.tables
+    if k.chiplet is not None:
+        return embodied_kg(area, model.nodes, k.node, model.carbon, model.chiplets.dies.index_select(0, k.chiplet.dies).to(area.dtype))
+    table = T.get("embodied")
+    if table is None:  # (two threads may both build it: the same values)
+        chips = T["area"][:, 0]
+        table = T["embodied"] = embodied_kg(chips, model.nodes, torch.arange(len(chips), device=chips.device) % path.n_nodes, model.carbon)
+    return table.index_select(0, (k.hw * T["G"] + k.grid) * path.n_nodes + k.node)
+
+
+def run_energy_parts(layer_parts: dict[str, torch.Tensor], byte_hops: torch.Tensor, e_hop: torch.Tensor,
+                     d2d_energy: torch.Tensor | float = 0.0) -> dict[str, torch.Tensor]:
+    """A run's dynamic energy by component ``[P]``: the layers' parts ``[P, L]`` summed over the layers
+    (candidate-major), the NoC's with the on-die transfers between layers (``byte_hops`` at ``e_hop`` J
+    each), and the die-to-die links' ``d2d_energy`` ``[P]`` (J; 0 on one die)."""
+    parts = {name: x.sum(dim=1) for name, x in layer_parts.items()}
+    parts["noc"] = parts["noc"] + byte_hops * e_hop
+    parts["d2d"] = torch.zeros_like(parts["noc"]) + d2d_energy
+    return parts
+
+
+def with_leakage(dynamic: dict[str, torch.Tensor], static_w: torch.Tensor, latency: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Every part of :data:`~codesign.vocab.ENERGY_PARTS` ``[P]``, in its order: the run's dynamic parts
+    (:func:`run_energy_parts`; zero where the model has none), and leakage over the run, as
+    :func:`metrics` adds it. They sum to ``energy_j``."""
+    parts = dict(dynamic, leakage=static_w * latency)
+    zero = torch.zeros_like(latency)
+    return {name: parts.get(name, zero) for name in ENERGY_PARTS}
 
 
 def layer_detail(clock_ghz, compute, total, dram, start, finish, *, vector, array, plan: dict | None = None) -> dict[str, torch.Tensor]:

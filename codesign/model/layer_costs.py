@@ -46,6 +46,7 @@ class LayerCosts:
     energy_j: torch.Tensor  # dynamic energy of the layer, without NoC transfers between layers
     vector_cycles: torch.Tensor | None = None  # ⌈vector work / lanes⌉ (a vector layer's, or an epilogue's)
     array_cycles: torch.Tensor | None = None  # the PE array's cycles with stalls, without the epilogue (0: vector layer)
+    energy_parts: dict | None = None  # energy_j by component [P, L] (ENERGY_PARTS but d2d and leakage), when asked for
 
     @property
     def stall_cycles(self) -> torch.Tensor:
@@ -199,18 +200,43 @@ class LayerFormulas:
         and of the vector unit: its operations (``e_vec`` J each) and the SRAM bytes it reads
         (ifmap partition) and writes (ofmap partition).
 
-        ``e_sram(share)`` gives J per byte of the SRAM partition holding ``share`` of the SRAM."""
+        ``e_sram(share)`` gives J per byte of the SRAM partition holding ``share`` of the SRAM.
+        :meth:`core_energy_parts` splits the same sum by component."""
+        macs, prec, sram, vector_sram = self._energy_terms(t, H, W, df, m=m, groups=groups, e_sram=e_sram, n=n)
+        sram_energy = 0.0
+        for part in sram:
+            sram_energy = sram_energy + part
+        energy = macs * (e_mac + 3 * prec * e_reg) + sram_energy
+        if self.has_vector:
+            energy = energy + t["vector_work"] * e_vec + vector_sram[0] + vector_sram[1]
+        return energy
+
+    def core_energy_parts(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg, e_vec=None, n=None) -> dict[str, torch.Tensor]:
+        """:meth:`core_energy` by component (``[P, L]`` each; :data:`~codesign.vocab.ENERGY_PARTS`):
+        ``mac``, ``rf`` (3 operand bytes of register traffic per MAC), ``sram_ifmap``, ``sram_filter``,
+        ``sram_ofmap`` (array reads/writes and DRAM fills of each partition; the vector unit's reads
+        are the ifmap partition's, its writes the ofmap partition's) and ``vector`` (its operations).
+        They sum to :meth:`core_energy` (to rounding)."""
+        macs, prec, (si, sf, so), vector_sram = self._energy_terms(t, H, W, df, m=m, groups=groups, e_sram=e_sram, n=n)
+        zero = torch.zeros_like(si)
+        parts = {"mac": macs * e_mac + zero, "rf": macs * (3 * prec * e_reg) + zero, "sram_ifmap": si, "sram_filter": sf,
+                 "sram_ofmap": so, "vector": zero}
+        if self.has_vector:
+            parts.update(sram_ifmap=si + vector_sram[0], sram_ofmap=so + vector_sram[1], vector=t["vector_work"] * e_vec + zero)
+        return parts
+
+    def _energy_terms(self, t: dict, H, W, df, *, m, groups, e_sram, n=None) -> tuple:
+        """What :meth:`core_energy` sums: MACs, operand bytes, the energy of each SRAM partition
+        (ifmap, filter, ofmap: array traffic + DRAM fills) and of the vector unit's SRAM reads and
+        writes (``None`` without vector work)."""
         lw = self.lw
         n, k, prec = lw.gemm_n if n is None else n, lw.gemm_k, lw.precision_bytes
         macs = groups * m * n * k
         si, sf, so = sram_accesses(m, n, k, H, W, df)
         if self.has_vector:  # a vector layer's GEMM view (1 × 1 × 1) is not run
             macs, si, sf, so = (torch.where(lw.is_vector, 0.0, x) for x in (macs, si, sf, so))
-        sram_energy = 0.0
-        for words, fill, share in zip((si, sf, so), t["fills"], self.split):
-            sram_energy = sram_energy + (groups * words * prec + fill) * e_sram(share)
-        energy = macs * (e_mac + 3 * prec * e_reg) + sram_energy
+        sram = tuple((groups * words * prec + fill) * e_sram(share) for words, fill, share in zip((si, sf, so), t["fills"], self.split))
+        vector_sram = None
         if self.has_vector:
-            energy = (energy + t["vector_work"] * e_vec + t["vector_reads"] * e_sram(self.split[0])
-                      + t["vector_writes"] * e_sram(self.split[2]))
-        return energy
+            vector_sram = (t["vector_reads"] * e_sram(self.split[0]), t["vector_writes"] * e_sram(self.split[2]))
+        return macs, prec, sram, vector_sram

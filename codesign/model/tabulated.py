@@ -21,6 +21,7 @@ import torch
 
 from codesign.knobs import knob_names
 from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
+from codesign.model.evaluation import tabulated_embodied_kg
 from codesign.model.fusion import CodedPlan, layer_variants, stack_terms
 from codesign.model.schedule import list_schedule_lp
 from codesign.model.tables import CORE_FIELDS, build_tables
@@ -345,21 +346,15 @@ class TabulatedPath:
 
         Per (grid, edge, producer core, consumer core) the tables hold the hops and the edge's bytes
         where it crosses the NoC (zero on one core), so the time is bytes / link + hops × router
-        latency with no test per candidate. With several dies the D2D crossings of each (grid, die count,
-        producer, consumer) come from a table of their own (:meth:`_d2d_transfers`)."""
+        latency with no test per candidate. With several dies a table of the same layout per die count
+        holds the D2D crossings (:meth:`~codesign.model.chiplets.Chiplets.pay_crossings`)."""
         T = self.tables
         L, P = k.core.shape
         S, E = self.n_slots, len(self.edge_src)
         buf = self.scratch
         hop_cycles = self.model.hop_cycles
         index = torch.index_select(k.core, 0, self.edge_src, out=buf("edge_index", (E, P), torch.int32)).mul_(S)
-        index.add_(torch.index_select(k.core, 0, self.edge_dst, out=buf("edge_other", (E, P), torch.int32)))
-        cross = None
-        if k.chiplet is not None:  # gathered by (producer, consumer) pair, before the edge offset
-            chiplets, hw = self.model.chiplets, self.space.design.hardware
-            table = chiplets.crossing_table(hw.grid_rows, hw.grid_cols, S)
-            cross = chiplets.gather_crossings(table, index, k.grid, k.chiplet, S, buf("edge_d2d", (E * P,), table.dtype))
-        index.add_(self.edge_offset)
+        index.add_(torch.index_select(k.core, 0, self.edge_dst, out=buf("edge_other", (E, P), torch.int32))).add_(self.edge_offset)
         if T["G"] > 1:
             index.add_((k.grid * (E * S * S))[None, :])
         index = index.view(-1)
@@ -370,11 +365,12 @@ class TabulatedPath:
         cycles = torch.div(moved, k.noc_link_gbps / k.clock_ghz, out=buf(f"{kind}.edge_cycles", (E, P), self.dtype)).add_(latency)
         # Σ bytes · hops from the (contiguous) hops × latency: whole numbers, so exact in any order of
         # summation (the same whatever P) and exactly divisible by the latency.
+        byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
         d2d_energy = 0.0
-        if cross is not None:  # (cycles and latency in place; on-die byte-hops)
-            byte_hops, d2d_energy = self.model.chiplets.pay_crossings(k, cross, moved, hops, cycles, latency, self.edge_bytes)
-        else:
-            byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
+        if k.chiplet is not None:  # several dies: each D2D crossing paid (cycles and latency in place), off the on-die hops
+            d2d_bytes, d2d_energy = self.model.chiplets.pay_crossings(k, index, cycles, latency, self.edge_bytes,
+                                                                      1.0 if kind == "batch" else 1.0 / self.lw.batch, buf)
+            byte_hops = byte_hops - d2d_bytes
         if kind != "batch":
             byte_hops, d2d_energy = byte_hops * (1.0 / self.lw.batch), d2d_energy * (1.0 / self.lw.batch)
         out = (cycles, byte_hops, latency) if with_latency else (cycles, byte_hops)
@@ -418,7 +414,8 @@ class TabulatedPath:
         if detail:
             layers = layer_detail(k.clock_ghz, parts["compute"].t(), total.t(), dram, start.t(), finish.t(),
                                   vector=parts["vector"].t(), array=parts["array"].t(), plan=plan)
-        return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w), layers=layers)
+        return Evaluation(metrics=metrics(latency, dyn_energy, area, die_cost, static_w, tabulated_embodied_kg(self, k, area), self.model.carbon),
+                          layers=layers)
 
     # --- fusion and splitting -------------------------------------------------------------------------
     def _schedule_codes(self, columns: torch.Tensor, L: int, P: int) -> dict | None:

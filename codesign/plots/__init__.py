@@ -1,5 +1,6 @@
 """Reporting: plots of the search results and of single candidates (PNG, headless Agg backend)."""
 
+from codesign.plots.energy_plots import plot_energy_parts
 from codesign.plots.plots import (
     plot_floorplan,
     plot_front,
@@ -18,4 +19,5 @@ __all__ = [
     "plot_gantt",
     "plot_predicted_vs_oracle",
     "plot_workload_graph",
+    "plot_energy_parts",
 ]

@@ -1,7 +1,7 @@
 """Axis labels, units and SI-prefix scaling for report plots (the one place for them).
 
 A column name maps to a quantity and a unit: the known objectives
-(``latency_s``, ``energy_j``, ``area_mm2``, ``cost_usd``, ``power_w``) and
+(``latency_s``, ``energy_j``, ``area_mm2``, ``cost_usd``, ``power_w``, the carbon metrics) and
 schedule times (``start_s``, ``end_s``) explicitly, any other column by its unit
 suffix (``_s``, ``_j``, ``_w``, ``_hz``, ``_mm2``, ``_usd``, ``_kib``, ...).
 Units that take SI prefixes (s, J, W, Hz, B/s) are rescaled so that the largest
@@ -33,6 +33,8 @@ _KNOWN = {
     "area_mm2": Quantity("Area", "mm²", False),
     "cost_usd": Quantity("Cost", "USD", False),
     "power_w": Quantity("Power", "W", True),
+    "carbon_kg": Quantity("Embodied carbon", "kg CO2e", False),
+    "carbon_operational_kg": Quantity("Operational carbon", "kg CO2e", False),
     "start_s": Quantity("Start", "s", True),
     "end_s": Quantity("End", "s", True),
     "time_s": Quantity("Time", "s", True),

@@ -23,6 +23,7 @@ from codesign.design import Design, load_design, parse_design
 from codesign.errors import ArgumentError
 from codesign.knobs import HARDWARE_KNOBS
 from codesign.model.evaluator import Evaluator, build_evaluator
+from codesign.runs.energy import design_energy_parts
 from codesign.space import DesignSpace
 from codesign.vocab import DATAFLOWS
 
@@ -122,8 +123,9 @@ def _fusion_settings(space: DesignSpace) -> dict:
 
 
 def evaluate_design(path: str | Path, settings: list[str] = (), *, device: str = "cpu") -> dict[str, Any]:
-    """The metrics and per-layer schedule of the design file ``path`` at one value per range
-    (``settings``: ``key.path=value`` strings). A JSON-ready object."""
+    """The metrics, energy by component (``energy_parts``: ``energy_mac_j``, ...; the built-in model's)
+    and per-layer schedule of the design file ``path`` at one value per range (``settings``:
+    ``key.path=value`` strings). A JSON-ready object."""
     design = fixed_design(path, settings)
     space, evaluator = build_evaluator(design, device=device)
     row = torch.zeros((1, space.dimension), dtype=torch.long)
@@ -137,6 +139,7 @@ def evaluate_design(path: str | Path, settings: list[str] = (), *, device: str =
         "schedule": {"dataflow": design.schedule.dataflow[0], "mode": design.schedule.mode[0], "mapping": design.schedule.mapping,
                      **_fusion_settings(space)},
         "metrics": {name: float(v) for name, v in zip(evaluator.metric_names, values[0].tolist())},
+        "energy_parts": design_energy_parts(evaluator.model, space, row),
         "failed": errors[0],
         "layers": schedule.to_dict(orient="records"),
     }

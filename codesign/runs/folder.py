@@ -38,6 +38,8 @@ def space_fingerprint(space: DesignSpace) -> str:
         "schedule": d.schedule.model_dump(mode="json"),
         "plugins": d.cost_model.plugins,
     }
+    if d.carbon != type(d.carbon)():  # what the carbon metrics assume (only when set: older runs keep their fingerprint)
+        payload["carbon"] = d.carbon.model_dump()
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -12,13 +12,15 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from codesign.design import parse_design
 from codesign.errors import ArgumentError, UserError
 from codesign.graph import design_graph, write_graph_json, write_graphml
 from codesign.model.evaluator import Evaluator, build_evaluator
-from codesign.plots import plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
+from codesign.plots import plot_energy_parts, plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
+from codesign.runs.energy import design_energy_parts, trial_params
 from codesign.runs.evaluate import layer_schedule
 from codesign.runs.tables import remove_stale_temps, write_atomic, write_csv
 from codesign.runs.folder import RUN_FILE
@@ -26,6 +28,7 @@ from codesign.runs.outputs import open_run, write_outputs
 from codesign.search.pareto import hypervolume_history
 from codesign.search.storage import open_storage, open_study
 from codesign.space import DesignSpace
+from codesign.vocab import ENERGY_PARTS
 
 
 def _read_json(path: Path) -> dict:
@@ -82,7 +85,7 @@ def report(out: str | Path) -> list[Path]:
         run_stats["status"] = "interrupted"
     run = write_outputs(out, space, evaluator.metric_names, persistent.get_trials(deepcopy=False), run_stats=run_stats)
     objectives = run.objectives
-    paths = [out / "front.png"]
+    paths = [out / "front.png"] + ([out / "energy.png"] if (out / "energy.png").is_file() else [])
     if len(run.front):
         ref = np.array([run.summary["reference_point"][o] for o in objectives])
         history = hypervolume_history(run.trials, objectives, ref)
@@ -94,26 +97,32 @@ def report(out: str | Path) -> list[Path]:
 
 
 def show(out: str | Path, trial: int) -> dict[str, Path]:
-    """Floorplan with mapping, per-core Gantt chart, GraphML and JSON of one trial's design."""
+    """Floorplan with mapping, per-core Gantt chart, GraphML and JSON of one trial's design, and its
+    energy by component (a CSV and a stacked bar; not for a model without the parts, an LLM's)."""
     out = Path(out)
     space, evaluator, _ = _load_run_space(out)
     frame = open_run(out).trials
     match = frame[frame["trial"] == trial]
     if match.empty:
         raise ArgumentError("trial", trial, f"no such trial in {out} (trials 0–{int(frame['trial'].max())})")
-    record = match.iloc[0]
-    params = {}
-    for knob in space.knobs:
-        value = record[knob.name]
-        params[knob.name] = type(knob.choices[0])(value) if knob.choices else int(value)
+    params = trial_params(space, match.iloc[0])
     graph = design_graph(space, params)
     row = torch.tensor([space.encode(params)], dtype=torch.long).reshape(1, space.dimension)
     schedule = layer_schedule(space, evaluator, row)
     stem = f"trial_{trial}"
+    parts = design_energy_parts(evaluator.model, space, row)
+    energy = {}
+    if parts:  # the energy by component: a table (part, joules, share of energy_j) and its stacked bar
+        total = sum(parts.values())
+        table = pd.DataFrame({"part": list(ENERGY_PARTS), "energy_j": list(parts.values()), "share": [v / total for v in parts.values()]})
+        energy = {"energy": write_csv(table, out / f"{stem}_energy.csv"),
+                  "energy_plot": write_atomic(out / f"{stem}_energy.png", lambda p: plot_energy_parts(
+                      pd.DataFrame([parts]), p, labels=[f"trial {trial}"], title=f"trial {trial}: energy by component"))}
     return {
         "floorplan": write_atomic(out / f"{stem}_floorplan.png", lambda p: plot_floorplan(graph, p, title=f"trial {trial}")),
         "gantt": write_atomic(out / f"{stem}_gantt.png", lambda p: plot_gantt(schedule, p, title=f"trial {trial}: schedule")),
         "schedule": write_csv(schedule, out / f"{stem}_schedule.csv"),
         "graphml": write_atomic(out / f"{stem}.graphml", lambda p: write_graphml(graph, p)),
         "json": write_atomic(out / f"{stem}.json", lambda p: write_graph_json(graph, p)),
+        **energy,
     }

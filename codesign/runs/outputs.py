@@ -1,4 +1,4 @@
-"""A run folder's tables: ``trials.csv``, ``front.csv``, ``front.png`` and ``summary.json``, and
+"""A run folder's tables: ``trials.csv``, ``front.csv``, ``front.png``, ``energy.png`` and ``summary.json``, and
 :class:`Run`, what a finished run folder holds, as the API returns it.
 """
 
@@ -13,12 +13,14 @@ from typing import Any
 import pandas as pd
 
 from codesign.errors import UserError
-from codesign.plots import plot_front
+from codesign.plots import plot_energy_parts, plot_front
+from codesign.runs.energy import with_energy_parts
 from codesign.runs.tables import json_text, stage, trials_frame, write_json
 from codesign.search.guards import deferred_abort
 from codesign.search.pareto import front_of, hypervolume, knee_point
 from codesign.search.reference import REFERENCE_RULE, design_reference_point
 from codesign.space import DesignSpace
+from codesign.vocab import ENERGY_COLUMNS
 
 
 @dataclass
@@ -49,11 +51,12 @@ class Run:
 #: starts on a folder that already holds outputs, so a run killed outright (kill -9) leaves them marked.
 STATUSES = ("finished", "interrupted", "failed", "running")
 TOP_FAIL_REASONS = 5
-OUTPUT_FILES = ("trials.csv", "front.csv", "front.png", "summary.json")
+OUTPUT_FILES = ("trials.csv", "front.csv", "front.png", "energy.png", "summary.json")
 
 
 def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials, *, run_stats: dict) -> Run:
-    """trials.csv, front.csv, front.png and summary.json from the study's trials, all or none.
+    """trials.csv, front.csv (with the energy by component of its designs), front.png, energy.png
+    (that energy as stacked bars) and summary.json from the study's trials, all or none.
 
     ``run_stats`` (status, seed, wall time, throughput, ...) describe the run that made the
     trials; they go into summary.json beside what is computed here from the trials. Every file is
@@ -64,7 +67,7 @@ def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials
     objectives = design.objectives.minimize
     frame = effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
     # One row per design: a design proposed again is a trial (with ``duplicate_of``) but not a second front point.
-    front = front_of(frame[frame["duplicate_of"].isna()], objectives)
+    front = with_energy_parts(space, front_of(frame[frame["duplicate_of"].isna()], objectives))
     summary, knee = summarize(space, metric_names, frame, front)
     summary = {"status": run_stats.get("status", "finished"), **summary, **run_stats}
     title = f"{design.workload.network}: {len(frame)} trials"
@@ -74,6 +77,9 @@ def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials
         staged.append((stage(out / "front.csv", lambda p: front.to_csv(p, index=False)), out / "front.csv"))
         staged.append((stage(out / "front.png", lambda p: plot_front(frame, front, objectives, p, knee=knee, title=title,
                                                                          constraints=design.constraints)), out / "front.png"))
+        if set(ENERGY_COLUMNS) <= set(front.columns):
+            staged.append((stage(out / "energy.png", lambda p: plot_energy_parts(front, p, title=f"{title}: energy of the front's designs")),
+                           out / "energy.png"))
         staged.append((stage(out / "summary.json", lambda p: Path(p).write_text(json_text(summary))), out / "summary.json"))
         with deferred_abort():
             for tmp, path in staged:

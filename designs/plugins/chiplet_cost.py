@@ -1,12 +1,14 @@
-"""A worked cost-model plug-in: the cost of a tested, packaged part, and its embodied carbon.
+"""A worked cost-model plug-in: the cost of a tested, packaged part, with its test time from the design.
 
-The built-in ``cost_usd`` is the wafer price of one good die (``wafer / (dies per
-wafer · yield)``). A team that buys finished parts pays more than that: every die on
-the wafer is probed (tester time grows with the die's logic and SRAM), the good dies
-(known-good dies, KGD) are packaged, and packaged parts are tested again. Those costs
-do not shrink with the die, so they move the cheap end of the Pareto front. This
-plug-in replaces ``cost_usd`` with that unit cost and adds a new metric, ``carbon_kg``,
-the embodied (manufacturing) carbon of one good part.
+The built-in ``cost_usd`` of a monolithic design is the wafer price of one good die (``wafer /
+(dies per wafer · yield)``; with chiplets it adds the package, and a fixed second of tester time
+per die). A team that buys finished parts pays for test time that grows with the design: every die
+on the wafer is probed by scan patterns shifted through every flop of its PE arrays and by a memory
+BIST over its SRAM, the good dies (known-good dies, KGD) are packaged, and packaged parts are tested
+again. No built-in metric derives test time from the design; this plug-in does. It replaces
+``cost_usd`` with the unit cost of such a part and adds a metric of its own, ``test_s``, the
+wafer-sort tester seconds per die. (Embodied and operational carbon are built-in metrics,
+``carbon_kg`` and ``carbon_operational_kg``: see ``docs/model.md``, "Carbon".)
 
 Use it from a design file that sits next to the ``plugins/`` folder::
 
@@ -14,10 +16,10 @@ Use it from a design file that sits next to the ``plugins/`` folder::
     plugins = ["plugins.chiplet_cost:ChipletCost"]
 
 Every candidate is priced on one process, the one described by the constants below
-(a TSMC N7-class 300 mm wafer): keep ``hardware.node = "7nm"`` in the design file, or
-edit the constants for your own process. The numbers marked "estimate" are the
-user's assumptions, not published figures: replace them with your foundry, OSAT and
-test-house quotes.
+(a TSMC N7-class 300 mm wafer), as one die in one package: keep ``hardware.node = "7nm"`` and
+one die in the design file, or edit the constants for your own process. The numbers marked
+"estimate" are the user's assumptions, not published figures: replace them with your foundry,
+OSAT and test-house quotes.
 
 Model (every quantity a ``[P]`` tensor; ``A`` = die area in mm² from the built-in
 ``area_mm2`` metric, ``A_cm2 = A / 100``):
@@ -25,18 +27,14 @@ Model (every quantity a ``[P]`` tensor; ``A`` = die area in mm² from the built-
 * gross dies per wafer ``N = π(d/2)²/A_s − πd/√(2·A_s)``, ``A_s = (√A + scribe)²``,
   ``d`` the usable wafer diameter;
 * die yield, negative binomial ``Y = (1 + A_cm2·D0/α)^−α``;
-* wafer-sort test time per die (every gross die is probed):
+* wafer-sort test time per die (every gross die is probed), ``test_s``:
   ``t = t_fixed + scan + MBIST``, where scan time = ATPG patterns × (scan flops per
   chain) / shift clock, with the flop count taken from the candidate's PE count
   (``n_cores · pe_rows · pe_cols``), and MBIST time = March C- (10 operations per
   word) over one core's SRAM (``sram_kib``), all cores' BIST engines in parallel;
 * known-good-die cost ``KGD = (wafer_price + N · t · tester_rate) / (N · Y)``;
 * unit cost ``cost_usd = (KGD + package + final_test) / Y_assembly``, the package
-  price growing with die area (substrate size);
-* embodied carbon after ACT (Gupta et al., "ACT: Designing Sustainable Computer
-  Systems with an Architectural Carbon Modeling Tool", ISCA 2022):
-  ``carbon_kg = (CI_fab · EPA + GPA + MPA) · A_cm2 / Y + C_package / Y_assembly``,
-  with ACT's 7 nm figures (see the constants).
+  price growing with die area (substrate size).
 
 All of it is tensor arithmetic on the whole population at once: no Python loop over
 candidates, and the result is on the candidates' device and in their dtype.
@@ -77,31 +75,21 @@ PACKAGE_USD_PER_MM2 = 0.02  # estimate: substrate grows with the die (and its bu
 FINAL_TEST_USD = 0.25  # estimate: final test of the packaged part
 ASSEMBLY_YIELD = 0.99  # estimate
 
-# --- embodied carbon (ACT, Gupta et al., ISCA 2022; numbers from its reference data at
-# https://github.com/facebookresearch/ACT, files logic/*.json and carbon_intensity/*.json) ------
-ACT_EPA_KWH_PER_CM2 = 2.15  # fab energy per area, 7 nm (logic/epa.json)
-ACT_GPA_G_PER_CM2 = 350.0  # direct fab gases per area, 7 nm, 95 % abatement (logic/gpa_95.json)
-ACT_MPA_G_PER_CM2 = 500.0  # raw materials per area (logic/materials.json)
-ACT_FAB_CI_G_PER_KWH = 583.0  # carbon intensity of the fab's grid, Taiwan (carbon_intensity/location.json)
-ACT_PACKAGE_G = 150.0  # per packaged IC (CARBON_PER_IC_PACKAGE in ACT's act/core/common.py)
-#: Carbon per cm² of good-die silicon before yield, ≈ 2.10 kg CO2e/cm² at 7 nm.
-CARBON_KG_PER_CM2 = (ACT_FAB_CI_G_PER_KWH * ACT_EPA_KWH_PER_CM2 + ACT_GPA_G_PER_CM2 + ACT_MPA_G_PER_CM2) / 1000.0
-
 
 class ChipletCost:
-    """Unit cost of a tested, packaged part (replaces ``cost_usd``) and its embodied carbon.
+    """Unit cost of a tested, packaged part (replaces ``cost_usd``) and its wafer-sort test time.
 
     ``evaluate(candidates, metrics)`` takes the population (``candidates.pe_rows`` etc.,
     ``[P]`` tensors) and the metrics computed so far (it needs ``area_mm2``), and returns
-    ``{"cost_usd": [P], "carbon_kg": [P]}``. See the module docstring for the formulas.
+    ``{"cost_usd": [P], "test_s": [P]}``. See the module docstring for the formulas.
     """
 
-    provides = ("cost_usd", "carbon_kg")
+    provides = ("cost_usd", "test_s")
 
     def evaluate(self, candidates, metrics: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         area = metrics["area_mm2"]
         cost, parts = self.unit_cost_usd(candidates, area)
-        return {"cost_usd": cost, "carbon_kg": self.carbon_kg(area, parts["die_yield"])}
+        return {"cost_usd": cost, "test_s": parts["test_s"]}
 
     # The pieces, usable on their own (e.g. to print a cost breakdown of one design).
     @staticmethod
@@ -127,12 +115,9 @@ class ChipletCost:
     def unit_cost_usd(self, candidates, area_mm2: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         n = self.dies_per_wafer(area_mm2)
         y = self.die_yield(area_mm2)
-        probe = self.sort_test_s(candidates).to(area_mm2.dtype) * TESTER_USD_PER_S
+        test_s = self.sort_test_s(candidates).to(area_mm2.dtype)
+        probe = test_s * TESTER_USD_PER_S
         kgd = (WAFER_PRICE_USD + n * probe) / (n * y)
         package = PACKAGE_BASE_USD + PACKAGE_USD_PER_MM2 * area_mm2
         unit = (kgd + package + FINAL_TEST_USD) / ASSEMBLY_YIELD
-        return unit, {"dies_per_wafer": n, "die_yield": y, "probe_usd": probe, "kgd_usd": kgd, "package_usd": package}
-
-    @staticmethod
-    def carbon_kg(area_mm2: torch.Tensor, die_yield: torch.Tensor) -> torch.Tensor:
-        return CARBON_KG_PER_CM2 * (area_mm2 / 100.0) / die_yield + (ACT_PACKAGE_G / 1000.0) / ASSEMBLY_YIELD
+        return unit, {"dies_per_wafer": n, "die_yield": y, "test_s": test_s, "probe_usd": probe, "kgd_usd": kgd, "package_usd": package}
