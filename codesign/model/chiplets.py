@@ -10,7 +10,7 @@ this module applies them to a population, both ways the model evaluates one:
 * the tabulated path (``[E, P]`` edges): the D2D crossings of every (grid, die count, producer core,
   consumer core) and the area, cost and static power of every (per-core knobs, grid, node, die count,
   package, D2D bandwidth) are tables built once (:meth:`crossing_table`, :meth:`area_table`), gathered
-  by :meth:`gather_crossings` and :meth:`area_key`.
+  by :meth:`pay_crossings` and the tabulated path's area look-up.
 
 A transfer crossing ``x`` D2D links of its XY route pays, instead of an on-die hop for each, the
 package's latency per crossing and energy per byte, and moves at ``min(noc_link_gbps, d2d_gbps)``
@@ -124,9 +124,9 @@ class Chiplets:
         d, p, q = out["dies"], c.package.long(), out["d2d_gbps"]
         return SimpleNamespace(code=(d * Pk + p) * Qk + q, dies=d, package=p, d2d_gbps=c.d2d_gbps)
 
-    def crossing_table(self, grid_rows: list, grid_cols: list, n_slots: int) -> torch.Tensor:
-        """``[G·Dk·S·S]`` complex: D2D crossings (real) and whether any (imaginary) per (grid, die count,
-        producer core, consumer core); grids in the tables' order (rows major)."""
+    def crossing_table(self, edge_bytes: torch.Tensor, grid_rows: list, grid_cols: list, n_slots: int) -> torch.Tensor:
+        """``[G·Dk·E·S·S]`` complex, per (grid, die count, edge, producer core, consumer core): the D2D
+        crossings (real) and the edge's bytes where it crosses any (imaginary); grids in the tables' order."""
         if "cross" not in self._tables:
             dev = self.model.device
             gr, gc = (x.reshape(-1) for x in torch.meshgrid(torch.tensor(grid_rows, device=dev), torch.tensor(grid_cols, device=dev),
@@ -136,30 +136,32 @@ class Chiplets:
             th, tw = torch.div(gr, dr, rounding_mode="floor"), torch.div(gc, dc, rounding_mode="floor")
             core = torch.arange(n_slots, device=dev)
             v = lambda x: x[:, :, None, None]  # noqa: E731
-            cross = die_crossings(core[:, None], core[None, :], v(gc), v(th), v(tw)).to(self.model.dtype)  # [G, Dk, S, S]
-            self._tables["cross"] = torch.complex(cross, (cross > 0).to(cross.dtype)).reshape(-1)
+            cross = die_crossings(core[:, None], core[None, :], v(gc), v(th), v(tw)).to(self.model.dtype)[:, :, None]  # [G, Dk, 1, S, S]
+            crossed = torch.where(cross > 0, edge_bytes[None, None, :, None, None], 0.0)
+            self._tables["cross"] = torch.complex(cross.expand_as(crossed), crossed).reshape(-1)
         return self._tables["cross"]
 
-    def gather_crossings(self, table: torch.Tensor, pair: torch.Tensor, grid: torch.Tensor, chip, n_slots: int, out: torch.Tensor):
-        """Crossings and whether any ``[E, P]`` (a real view ``[E, P, 2]``) of the edges whose (producer,
-        consumer) pair index is ``pair`` ``[E, P]`` (``producer·S + consumer``)."""
-        E, P = pair.shape
-        base = (grid.long() * self.sizes[0] + chip.dies) * (n_slots * n_slots)
-        index = (pair + base[None, :]).view(-1)
-        return torch.view_as_real(torch.index_select(table, 0, index, out=out.view(-1)).view(E, P))
-
-    def pay_crossings(self, k, cross: torch.Tensor, moved: torch.Tensor, hops: torch.Tensor, cycles: torch.Tensor, latency: torch.Tensor,
-                      edge_bytes: torch.Tensor):
-        """The tabulated transfers' ``cycles`` and ``latency`` ``[E, P]`` with their D2D crossings paid, in
-        place (``cross``: :meth:`gather_crossings`; ``moved`` the bytes that cross the NoC, ``hops`` all hops);
-        returns the on-die byte-hops ``[P]`` and the D2D energy ``[P]`` (J) of ``edge_bytes`` ``[E]``."""
+    def pay_crossings(self, k, index: torch.Tensor, cycles: torch.Tensor, latency: torch.Tensor, edge_bytes: torch.Tensor, scale: float,
+                      buf):
+        """The tabulated transfers' D2D crossings paid, in place: ``cycles`` and ``latency`` ``[E, P]`` gain
+        each crossing's latency over an on-die hop's, and a crossing edge its bytes (× ``scale``) at the
+        slower link. ``index`` ``[E·P]`` is the edges' index into the hop tables; ``buf`` the path's scratch.
+        Returns the D2D crossings' bytes ``[P]`` (Σ bytes · crossings of ``edge_bytes`` ``[E]``) and their energy, J."""
+        E, P = cycles.shape
+        hw = self.model.space.design.hardware
+        S = self.model.n_slots
+        table = self.crossing_table(edge_bytes, hw.grid_rows, hw.grid_cols, S)
         chip = k.chiplet
-        crossings, crossed = cross[..., 0], cross[..., 1]
+        # The hop tables' index (grid·E + edge)·S² + pair, moved to (grid·Dk + dies)·E + edge.
+        shift = ((k.grid.long() * (self.sizes[0] - 1) + chip.dies) * (E * S * S)).to(index.dtype)
+        at = torch.add(index.view(E, P), shift[None, :], out=buf("edge_d2d_index", (E, P), index.dtype))
+        both = torch.view_as_real(torch.index_select(table, 0, at.view(-1), out=buf("edge_d2d", (E * P,), table.dtype)).view(E, P))
+        crossings, crossed_bytes = both[..., 0], both[..., 1]
         extra_latency, slower, e_d2d = self.per_candidate(chip.package, k.clock_ghz, k.noc_link_gbps, chip.d2d_gbps, self.model.hop_cycles)
-        latency.add_(crossings * extra_latency)
-        cycles.add_(crossings * extra_latency).add_(crossed * moved * slower)
-        byte_hops = edge_bytes[None, :].mm(hops - crossings).view(-1)
-        return byte_hops, edge_bytes[None, :].mm(crossings).view(-1) * e_d2d
+        latency.addcmul_(crossings, extra_latency)
+        cycles.addcmul_(crossings, extra_latency).addcmul_(crossed_bytes, slower * scale)
+        d2d_bytes = edge_bytes[None, :].mm(crossings).view(P)
+        return d2d_bytes, d2d_bytes * e_d2d
 
     def area_table(self, area: torch.Tensor, nodes: list, grid_rows: list, grid_cols: list) -> torch.Tensor:
         """``[U·G·N·C, 3]``: area, cost and static power per (per-core knobs, grid, node, chiplet code),
