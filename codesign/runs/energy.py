@@ -15,7 +15,6 @@ import pandas as pd
 import torch
 
 from codesign.model.analytical import AnalyticalModel
-from codesign.model.llm import model_of
 from codesign.space import DesignSpace
 from codesign.vocab import ENERGY_PARTS, energy_column
 
@@ -30,12 +29,11 @@ def trial_params(space: DesignSpace, record) -> dict[str, Any]:
 
 
 def energy_parts(model, space: DesignSpace, rows: torch.Tensor) -> dict[str, torch.Tensor] | None:
-    """Energy by component ``[P]`` of the integer rows ``[P, D]`` (``None`` when the model has none).
-    The analytical model's direct path computes them (no tables to build for a few designs)."""
-    candidates = space.decode(rows.to(model.device), dtype=model.dtype)
-    if isinstance(model, AnalyticalModel):
-        return model.evaluate_direct(candidates, detail=True).energy_parts
-    return model.evaluate(candidates, rows=rows.to(model.device), detail=True).energy_parts
+    """Energy by component ``[P]`` of the integer rows ``[P, D]``, from the analytical model's direct path
+    (no tables to build for a few designs); ``None`` for a model without them (an LLM's), unevaluated."""
+    if not isinstance(model, AnalyticalModel):
+        return None
+    return model.evaluate_direct(space.decode(rows.to(model.device), dtype=model.dtype), detail=True).energy_parts
 
 
 def design_energy_parts(model, space: DesignSpace, row: torch.Tensor) -> dict[str, float]:
@@ -47,9 +45,11 @@ def design_energy_parts(model, space: DesignSpace, row: torch.Tensor) -> dict[st
 def with_energy_parts(space: DesignSpace, front: pd.DataFrame, model=None) -> pd.DataFrame:
     """``front`` with one column per energy part (its designs evaluated in detail by ``model``, by
     default the space's built-in model); unchanged when the model has no parts."""
+    if "llm" in space.workload.graph:  # an LLM's model (codesign.model.llm) has no parts: nothing to build
+        return front
     if front.empty:
         return front.assign(**{energy_column(name): pd.Series(dtype=float) for name in ENERGY_PARTS})
-    model = model_of(space) if model is None else model
+    model = AnalyticalModel(space) if model is None else model
     rows = torch.tensor([space.encode(trial_params(space, record)) for _, record in front.iterrows()], dtype=torch.long)
     parts = energy_parts(model, space, rows.reshape(len(front), space.dimension))
     if parts is None:
