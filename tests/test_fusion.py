@@ -177,3 +177,51 @@ def test_schedule_table_and_gantt_mark_fused_stacks_and_split_layers(tmp_path):
     stacked = table[table["stack"] != ""]
     assert len(stacked) >= 2 and (stacked["tiles"] > 1).all()
     assert plot_gantt(table, tmp_path / "gantt.png").stat().st_size > 0
+
+
+def tile_by_tile(cycles, T, halo_tiles, tile_transfer, start0=0.0):
+    """A tile-by-tile list schedule of a chain of fused layers, each on a core of its own: tile ``k``
+    of layer ``l`` starts when tile ``k − 1`` of ``l`` is done and the ``min(k + 1 + halo, T)``
+    producer tiles it needs have arrived (one tile transfer after the last of them ends)."""
+    ends = [[start0 + (k + 1) * cycles[0] / T for k in range(T)]]
+    for c in cycles[1:]:
+        mine, free = [], 0.0
+        for k in range(T):
+            free = max(free, ends[-1][min(k + 1 + halo_tiles, T) - 1] + tile_transfer) + c / T
+            mine.append(free)
+        ends.append(mine)
+    return [e[-1] for e in ends]
+
+
+def test_closed_form_against_a_tile_by_tile_schedule_by_hand():
+    """Three fused layers A → B → C on three cores, T = 4 tiles, one halo tile, transfers of 40 cycles
+    (8 of them latency: one tile moves in (40 − 8)/4 + 8 = 16). By hand, the closed form:
+    A 0 → 400; B starts when 2 of A's 4 tiles and one transfer are in (200 + 16 = 216) and ends at
+    max(216 + 200, 400 + 16 + 50, 0 + 200 + 40 + 50) = 466; C starts at 216 + 100 + 16 = 332 and ends
+    at max(332 + 400, 466 + 16 + 100, 216 + 100 + 40 + 100) = 732. Tile by tile, B's tiles 1–3 each
+    wait for A (A is the slower: 100 cycles a tile against B's 50), and its last two both need A's last
+    tile: B ends at 516, one halo tile (50 cycles) later than the closed form; C, slower than B, has
+    no such wait of its own, but reads B's real tiles, which came later: it ends at 782, the same 50
+    later. With the consumer the slower (B and C of 400 cycles after A of 200) the two agree: B 116 → 516,
+    C 332 → 732 (C's last tile after B's: 516 + 16 + 100 = 632 < 332 + 400)."""
+    from types import SimpleNamespace
+
+    from codesign.model.fusion import first_share, stack_terms
+    from codesign.model.schedule import list_schedule_lp
+
+    ft = SimpleNamespace(fusable=[1, 2], fusable_index=torch.tensor([1, 2]), producer_index=torch.tensor([0, 1]))
+    T, halo = torch.full((2, 1), 4.0, dtype=torch.float64), torch.full((2, 1), 0.25, dtype=torch.float64)  # ⌈0.25 · 4⌉ = 1 halo tile
+
+    def closed_form(cycles):
+        cycles = torch.tensor(cycles, dtype=torch.float64)[:, None]
+        transfer, latency = torch.full((2, 1), 40.0, dtype=torch.float64), torch.full((2, 1), 8.0, dtype=torch.float64)
+        inv = 1.0 / T
+        stack = stack_terms(ft, torch.ones(2, 1, dtype=torch.bool), first_share(halo, T, inv), inv, cycles, transfer, latency)
+        start, finish = list_schedule_lp(cycles, torch.tensor([[0], [1], [2]]), transfer, [[], [(0, 0)], [(1, 1)]], 3, stack=stack)
+        return start[:, 0].tolist(), finish[:, 0].tolist()
+
+    start, finish = closed_form([400.0, 200.0, 400.0])
+    assert start == [0.0, 216.0, 332.0] and finish == [400.0, 466.0, 732.0]
+    assert tile_by_tile([400.0, 200.0, 400.0], 4, 1, 16.0) == [400.0, 516.0, 782.0]
+    start, finish = closed_form([200.0, 400.0, 400.0])
+    assert start == [0.0, 116.0, 332.0] and finish == tile_by_tile([200.0, 400.0, 400.0], 4, 1, 16.0) == [200.0, 516.0, 732.0]

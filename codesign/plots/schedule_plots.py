@@ -171,7 +171,27 @@ def _port_boxes(cores: dict, ports: dict, sides: dict) -> dict:
     return boxes
 
 
-def plot_floorplan(design_graph: nx.Graph, path, *, title: str | None = None) -> Path:
+def stack_color(i: int):
+    """The colour of fused stack number ``i`` (0-based) in the floorplan and the Gantt chart."""
+    return plt.get_cmap("tab10")(i % 10)
+
+
+def stack_outlines(stacks: dict, nodes: dict) -> list[tuple[str, object, int]]:
+    """The outlines the floorplan draws for fused stacks: ``(stack, node, depth)`` for every core a
+    stack's layers run on (``stacks``: stack → its core numbers; ``nodes``: core number → its node
+    in the design graph), ``depth`` counting the stacks drawn on that core before it (each one inset
+    inside the last); cores not in ``nodes`` are left out."""
+    depth: Counter = Counter()
+    out = []
+    for stack, on in stacks.items():
+        for core in dict.fromkeys(on):
+            if core in nodes:
+                out.append((stack, nodes[core], depth[core]))
+                depth[core] += 1
+    return out
+
+
+def plot_floorplan(design_graph: nx.Graph, path, *, title: str | None = None, stacks: dict | None = None) -> Path:
     """Floorplan of one candidate: tiles, DRAM ports, mesh links and the layers on each core.
 
     Args:
@@ -189,7 +209,9 @@ def plot_floorplan(design_graph: nx.Graph, path, *, title: str | None = None) ->
 
     Each core box shows its PE array and SRAM, then the layers mapped to it (in
     graph order) with their dataflow, colour-coded; when they do not fit, the
-    number of layers per dataflow instead.
+    number of layers per dataflow instead. ``stacks`` (fused stack → the cores its
+    layers run on, :func:`~codesign.runs.evaluate.stack_cores`) outlines each stack's
+    cores in the stack's colour (:func:`stack_outlines`), with a legend entry per stack.
     """
     path = check_path(path)
     if not isinstance(design_graph, nx.Graph):
@@ -250,6 +272,14 @@ def plot_floorplan(design_graph: nx.Graph, path, *, title: str | None = None) ->
                             color=dataflow_color(flow) if flow else "0.3",
                             fontweight="bold" if flow else "normal")
 
+        outlines = stack_outlines(stacks or {}, {design_graph.nodes[n].get("core", n): n for n in cores})
+        order = {stack: i for i, stack in enumerate(stacks or {})}
+        for stack, node, depth in outlines:
+            cx, cy = cores[node][0], -cores[node][1]
+            side = _TILE + 0.07 - 0.05 * depth
+            ax.add_patch(Rectangle((cx - side / 2, cy - side / 2), side, side, fill=False, ec=stack_color(order[stack]), lw=2.0,
+                                   zorder=2))
+
         for node, (bx, by, w, h, side) in boxes.items():
             ax.add_patch(Rectangle((bx - w / 2, by - h / 2), w, h, fc="#CC79A7", ec="black", lw=0.8,
                                    hatch="///", zorder=4))
@@ -260,17 +290,21 @@ def plot_floorplan(design_graph: nx.Graph, path, *, title: str | None = None) ->
         handles = _dataflow_handles(f for lst in mapped.values() for _, f in lst)
         handles += [Patch(fc="#CC79A7", ec="black", hatch="///", label="DRAM port"),
                     Line2D([], [], color="0.45", lw=3, label="mesh link")]
+        handles += [Patch(fill=False, ec=stack_color(order[stack]), lw=2.0, label=f"fused stack {stack}")
+                    for stack in order if any(o[0] == stack for o in outlines)]
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(len(handles), 3),
                   fontsize=7.5, frameon=False)
         summary = (f"{nrows} rows × {ncols} columns of tiles, {len(cores)} cores, {len(ports)} DRAM ports\n"
                    f"{len(layers)} layers, {cross} of {n_data} data edges cross cores")
         if unmapped:
             summary += f", {len(unmapped)} unmapped"
+        if stacks:
+            summary += f", {len(stacks)} fused stacks"
         ax.set_title(f"{title or 'Floorplan'}\n{summary}", fontsize=9)
     return save_figure(fig, path)
 
 
-def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Path:
+def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None, tiles: pd.DataFrame | None = None) -> Path:
     """Gantt chart of a schedule: one row per core, one bar per layer, coloured by dataflow.
 
     Args:
@@ -285,6 +319,11 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
     :func:`~codesign.runs.evaluate.layer_schedule`) a fused layer's bar is outlined and cut into its
     ``tiles`` (evenly over its span); with ``parts`` (split layers: their cores, ``"4,5"``) a split
     layer is drawn, hatched, on every core it runs on.
+
+    With ``tiles`` (:func:`~codesign.runs.evaluate.tile_schedule`: a row per tile of each layer and
+    core, ``layer``, ``core``, ``part``, ``start_s``, ``end_s``, ``stack``) the chart is drawn tile by
+    tile: every tile its own bar (a split layer's other parts hatched), a fused layer's span
+    outlined in its stack's colour, so that the waits between tiles show.
     """
     path = check_path(path)
     cols = ["layer", "core", "start_s", "end_s", "dataflow"]
@@ -327,13 +366,16 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
         flows = schedule["dataflow"].astype(str).str.lower().to_numpy()
         stack = schedule["stack"].astype(str).to_numpy() if "stack" in schedule.columns else np.full(len(schedule), "")
         fused = stack != ""
-        ax.barh(ys, (end - start) * factor, left=start * factor, height=0.62,
-                color=[dataflow_color(f) for f in flows], edgecolor=np.where(fused, "black", "white"),
-                linewidth=np.where(fused, 1.0, 0.6))
-        if len(copies):
+        if tiles is not None:
+            _draw_tiles(ax, tiles, row, factor, stack, ys, start, end)
+        else:
+            ax.barh(ys, (end - start) * factor, left=start * factor, height=0.62,
+                    color=[dataflow_color(f) for f in flows], edgecolor=np.where(fused, "black", "white"),
+                    linewidth=np.where(fused, 1.0, 0.6))
+        if len(copies) and tiles is None:
             ax.barh([row[c] for c in part_core], (part_end - part_start) * factor, left=part_start * factor, height=0.62,
                     color=[dataflow_color(flows[i]) for i in copies], alpha=0.55, hatch="///", edgecolor="white", linewidth=0.6)
-        if fused.any():  # tile boundaries inside each fused layer's bar
+        if fused.any() and tiles is None:  # tile boundaries inside each fused layer's bar
             tiles = schedule["tiles"].to_numpy(dtype=float) if "tiles" in schedule.columns else np.ones(len(schedule))
             for i in np.flatnonzero(fused):
                 n = int(min(tiles[i], 64))
@@ -361,8 +403,11 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_axisbelow(True)
         handles = _dataflow_handles(flows)
-        if fused.any():
+        if fused.any() and tiles is None:
             handles.append(Patch(facecolor="lightgrey", edgecolor="black", label="fused stack (tiles)"))
+        elif fused.any():
+            order = list(dict.fromkeys(stack[fused]))
+            handles += [Patch(fill=False, ec=stack_color(i), lw=1.5, label=f"fused stack {s} (tiles)") for i, s in enumerate(order[:10])]
         if len(copies):
             handles.append(Patch(facecolor="lightgrey", hatch="///", edgecolor="white", label="split layer's part"))
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
@@ -370,3 +415,23 @@ def plot_gantt(schedule: pd.DataFrame, path, *, title: str | None = None) -> Pat
             title = f"Schedule: {len(schedule)} layers on {len(cores)} cores"
         ax.set_title(title, fontsize=10, pad=14)
     return save_figure(fig, path)
+
+
+def _draw_tiles(ax, tiles: pd.DataFrame, row: dict, factor: float, stack, ys, start, end) -> None:
+    """:func:`plot_gantt`'s bars tile by tile: one per tile and core (a split layer's other parts
+    hatched), each fused layer's span on its core outlined in its stack's colour."""
+    missing = [c for c in ("layer", "core", "part", "start_s", "end_s", "dataflow") if c not in tiles.columns]
+    if missing:
+        raise ValueError(f"tiles: missing column(s) {missing}")
+    ts, te = tiles["start_s"].to_numpy(dtype=float), tiles["end_s"].to_numpy(dtype=float)
+    ty = np.array([row[int(c)] for c in tiles["core"]])
+    part = tiles["part"].to_numpy(dtype=int) > 0
+    colors = [dataflow_color(str(f).lower()) for f in tiles["dataflow"]]
+    for mask, extra in ((~part, {}), (part, dict(alpha=0.55, hatch="///"))):
+        if mask.any():
+            ax.barh(ty[mask], (te[mask] - ts[mask]) * factor, left=ts[mask] * factor, height=0.62,
+                    color=[c for c, m in zip(colors, mask) if m], linewidth=0, **extra)
+    order = {s: i for i, s in enumerate(dict.fromkeys(s for s in stack if s))}
+    for i in np.flatnonzero(stack != ""):
+        ax.add_patch(Rectangle((start[i] * factor, ys[i] - 0.36), (end[i] - start[i]) * factor, 0.72, fill=False,
+                               ec=stack_color(order[stack[i]]), lw=1.2, zorder=3))

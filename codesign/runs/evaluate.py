@@ -22,7 +22,9 @@ from codesign.argtypes import toml_value
 from codesign.design import Design, load_design, parse_design
 from codesign.errors import ArgumentError
 from codesign.knobs import HARDWARE_KNOBS
+from codesign.model.evaluation import GB
 from codesign.model.evaluator import Evaluator, build_evaluator
+from codesign.model.fusion import tile_times
 from codesign.runs.energy import design_energy_parts
 from codesign.space import DesignSpace
 from codesign.vocab import DATAFLOWS
@@ -110,6 +112,48 @@ def layer_schedule(space: DesignSpace, evaluator: Evaluator, row: torch.Tensor) 
         cores = plan["parts"][:, 0].tolist()  # [L, parts]: each layer's core first
         frame["parts"] = [",".join(str(c) for c in dict.fromkeys(row)) for row in cores]
     return frame
+
+
+def tile_schedule(space: DesignSpace, evaluator: Evaluator, row: torch.Tensor, schedule: pd.DataFrame) -> pd.DataFrame | None:
+    """One fused or split design's schedule tile by tile (``schedule``: its :func:`layer_schedule`):
+    a row per tile of each layer and core it runs on (``part`` 0 its own core, then a split layer's
+    other parts), with ``tile``, ``start_s``, ``end_s``, ``dataflow`` and ``stack``; a layer in no
+    stack is one tile. The tiles' times are :func:`~codesign.model.fusion.tile_times`' (the list
+    schedule's closed form). ``None`` for a design without fusion or splitting."""
+    model = evaluator.model
+    ft = model.fusion_tables
+    if ft is None:
+        return None
+    candidates = space.decode(row.to(model.device), dtype=model.dtype)
+    plan = model.schedule_plan(candidates)
+    L = len(schedule)
+    fused = plan["fused"][:, 0].tolist() if "fused" in plan else [False] * L
+    fused_out = plan["fused_out"][:, 0].tolist() if "fused" in plan else [False] * L
+    seconds = 1.0 / (float(candidates.clock_ghz[0]) * GB)
+    transfer, _, latency = model.transfers(candidates, latency=True)
+    edge = {l: j for l, j in zip(ft.fusable, ft.fused_input)}
+    times = tile_times(ft, fused=fused, fused_out=fused_out, tiles=schedule["tiles"].tolist() if "tiles" in schedule else [1] * L,
+                       cycles=(schedule["total_cycles"] * seconds).tolist(), start=schedule["start_s"].tolist(),
+                       finish=schedule["end_s"].tolist(), transfer={l: float(transfer[0, l, j]) * seconds for l, j in edge.items()},
+                       latency={l: float(latency[0, l, j]) * seconds for l, j in edge.items()})
+    stacks = schedule["stack"].tolist() if "stack" in schedule else [""] * L
+    parts = schedule["parts"].astype(str).tolist() if "parts" in schedule else [str(c) for c in schedule["core"]]
+    rows = [dict(layer=schedule["layer"].iloc[l], core=int(core), part=i, tile=k, start_s=s, end_s=e, dataflow=schedule["dataflow"].iloc[l],
+                 stack=stacks[l])
+            for l, (starts, ends) in enumerate(times) for i, core in enumerate(parts[l].split(","))
+            for k, (s, e) in enumerate(zip(starts, ends))]
+    return pd.DataFrame(rows)
+
+
+def stack_cores(schedule: pd.DataFrame) -> dict[str, list[int]]:
+    """The fused stacks of a :func:`layer_schedule`: stack number → the cores its layers run on, in
+    the layers' order (empty without fusion)."""
+    stacks: dict[str, list[int]] = {}
+    if "stack" in schedule:
+        for core, stack in zip(schedule["core"], schedule["stack"].astype(str)):
+            if stack and int(core) not in stacks.setdefault(stack, []):
+                stacks[stack].append(int(core))
+    return stacks
 
 
 def _fusion_settings(space: DesignSpace) -> dict:

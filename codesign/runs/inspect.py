@@ -21,7 +21,7 @@ from codesign.graph import design_graph, write_graph_json, write_graphml
 from codesign.model.evaluator import Evaluator, build_evaluator
 from codesign.plots import plot_energy_parts, plot_floorplan, plot_gantt, plot_hypervolume_history, plot_parallel_coordinates
 from codesign.runs.energy import design_energy_parts, trial_params
-from codesign.runs.evaluate import layer_schedule
+from codesign.runs.evaluate import layer_schedule, stack_cores, tile_schedule
 from codesign.runs.tables import remove_stale_temps, write_atomic, write_csv
 from codesign.runs.folder import RUN_FILE
 from codesign.runs.outputs import open_run, write_outputs
@@ -98,7 +98,9 @@ def report(out: str | Path) -> list[Path]:
 
 def show(out: str | Path, trial: int) -> dict[str, Path]:
     """Floorplan with mapping, per-core Gantt chart, GraphML and JSON of one trial's design, and its
-    energy by component (a CSV and a stacked bar; not for a model without the parts, an LLM's)."""
+    energy by component (a CSV and a stacked bar; not for a model without the parts, an LLM's); with
+    fusion or splitting the floorplan outlines the fused stacks, the Gantt chart is drawn tile by
+    tile and the tiles' times are written too (``tiles``)."""
     out = Path(out)
     space, evaluator, _ = _load_run_space(out)
     frame = open_run(out).trials
@@ -109,6 +111,7 @@ def show(out: str | Path, trial: int) -> dict[str, Path]:
     graph = design_graph(space, params)
     row = torch.tensor([space.encode(params)], dtype=torch.long).reshape(1, space.dimension)
     schedule = layer_schedule(space, evaluator, row)
+    tiles = tile_schedule(space, evaluator, row, schedule)  # None without fusion or splitting: today's chart
     stem = f"trial_{trial}"
     parts = design_energy_parts(evaluator.model, space, row)
     energy = {}
@@ -119,9 +122,11 @@ def show(out: str | Path, trial: int) -> dict[str, Path]:
                   "energy_plot": write_atomic(out / f"{stem}_energy.png", lambda p: plot_energy_parts(
                       pd.DataFrame([parts]), p, labels=[f"trial {trial}"], title=f"trial {trial}: energy by component"))}
     return {
-        "floorplan": write_atomic(out / f"{stem}_floorplan.png", lambda p: plot_floorplan(graph, p, title=f"trial {trial}")),
-        "gantt": write_atomic(out / f"{stem}_gantt.png", lambda p: plot_gantt(schedule, p, title=f"trial {trial}: schedule")),
+        "floorplan": write_atomic(out / f"{stem}_floorplan.png",
+                                  lambda p: plot_floorplan(graph, p, title=f"trial {trial}", stacks=stack_cores(schedule))),
+        "gantt": write_atomic(out / f"{stem}_gantt.png", lambda p: plot_gantt(schedule, p, title=f"trial {trial}: schedule", tiles=tiles)),
         "schedule": write_csv(schedule, out / f"{stem}_schedule.csv"),
+        **({"tiles": write_csv(tiles, out / f"{stem}_tiles.csv")} if tiles is not None else {}),
         "graphml": write_atomic(out / f"{stem}.graphml", lambda p: write_graphml(graph, p)),
         "json": write_atomic(out / f"{stem}.json", lambda p: write_graph_json(graph, p)),
         **energy,
