@@ -240,13 +240,15 @@ class AnalyticalModel:
         link_bytes_per_cycle = (c.noc_link_gbps / c.clock_ghz)[:, None, None]
         edge_bytes = lw.pred_bytes * scale
         hop_latency = hops * self.hop_cycles
-        cycles = torch.where(hops > 0, edge_bytes / link_bytes_per_cycle + hop_latency, 0.0)
-        d2d_energy = 0.0
-        if self.chiplets.enabled:
+        on_die, d2d_energy, slower = hops, 0.0, None
+        if self.chiplets.enabled:  # several dies: each D2D crossing's latency, bandwidth and energy
             cross = torch.where(lw.pred_mask, self.chiplets.crossings(c, producer_core, consumer_core), 0).to(self.dtype)
-            cycles, hop_latency, d2d_energy = self.chiplets.direct_terms(c, cross, edge_bytes, hop_latency, cycles, self.hop_cycles)
-            hops = hops - cross
-        out = (cycles, (edge_bytes * hops).sum(dim=(1, 2))) + ((hop_latency,) if latency else ())
+            hop_latency, slower, d2d_energy = self.chiplets.direct_terms(c, cross, edge_bytes, hop_latency, self.hop_cycles)
+            on_die = hops - cross
+        cycles = torch.where(hops > 0, edge_bytes / link_bytes_per_cycle + hop_latency, 0.0)
+        if slower is not None:
+            cycles = cycles + slower
+        out = (cycles, (edge_bytes * on_die).sum(dim=(1, 2))) + ((hop_latency,) if latency else ())
         return out + (d2d_energy,) if d2d else out
 
     def evaluate(self, c: Candidates, *, detail: bool = False, dataflow_weights: torch.Tensor | None = None,

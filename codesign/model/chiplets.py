@@ -68,15 +68,13 @@ class Chiplets:
         slower = (clock_ghz / d2d_gbps - clock_ghz / noc_link_gbps).clamp_min(0.0)
         return extra_latency, slower, self.e_d2d[package]
 
-    def direct_terms(self, c, cross: torch.Tensor, edge_bytes: torch.Tensor, hop_latency: torch.Tensor, cycles: torch.Tensor,
-                     hop_cycles: float):
-        """The transfers' ``cycles``, ``hop_latency`` ``[P, L, J]`` with the crossings ``cross`` ``[P, L, J]``
-        paid, and their D2D energy ``[P]`` (J)."""
+    def direct_terms(self, c, cross: torch.Tensor, edge_bytes: torch.Tensor, hop_latency: torch.Tensor, hop_cycles: float):
+        """The transfers' ``hop_latency`` ``[P, L, J]`` with the crossings ``cross`` ``[P, L, J]`` paid, the extra
+        cycles of the edges that cross at the slower link ``[P, L, J]``, and their D2D energy ``[P]`` (J)."""
         extra_latency, slower, e_d2d = (x[:, None, None] for x in self.per_candidate(c.package, c.clock_ghz, c.noc_link_gbps,
                                                                                      c.d2d_gbps, hop_cycles))
         latency = hop_latency + cross * extra_latency
-        cycles = torch.where(cross > 0, cycles + cross * extra_latency + edge_bytes * slower, cycles)
-        return cycles, latency, (edge_bytes * cross).sum(dim=(1, 2)) * e_d2d[:, 0, 0]
+        return latency, torch.where(cross > 0, edge_bytes * slower, 0.0), (edge_bytes * cross).sum(dim=(1, 2)) * e_d2d[:, 0, 0]
 
     def area_cost(self, c, area_mono: torch.Tensor, die_cost_mono: torch.Tensor, static_mono: torch.Tensor, per_node):
         """Area (all dies, their D2D PHYs included), package cost and static power ``[P]``; one-die
@@ -141,13 +139,13 @@ class Chiplets:
             self._tables["cross"] = torch.complex(cross.expand_as(crossed), crossed).reshape(-1)
         return self._tables["cross"]
 
-    def pay_crossings(self, k, index: torch.Tensor, cycles: torch.Tensor, latency: torch.Tensor, edge_bytes: torch.Tensor, scale: float,
-                      buf):
-        """The tabulated transfers' D2D crossings paid, in place: ``cycles`` and ``latency`` ``[E, P]`` gain
-        each crossing's latency over an on-die hop's, and a crossing edge its bytes (× ``scale``) at the
-        slower link. ``index`` ``[E·P]`` is the edges' index into the hop tables; ``buf`` the path's scratch.
-        Returns the D2D crossings' bytes ``[P]`` (Σ bytes · crossings of ``edge_bytes`` ``[E]``) and their energy, J."""
-        E, P = cycles.shape
+    def pay_crossings(self, k, index: torch.Tensor, latency: torch.Tensor, edge_bytes: torch.Tensor, buf) -> SimpleNamespace:
+        """The tabulated transfers' D2D crossings: ``latency`` ``[E, P]`` gains each crossing's latency over an
+        on-die hop's, in place. ``index`` ``[E·P]`` is the edges' index into the hop tables, ``edge_bytes`` ``[E]``
+        their bytes, ``buf`` the path's scratch. Returns ``bytes`` (Σ bytes · crossings ``[P]``), their
+        ``energy`` ``[P]`` (J), ``crossed_bytes`` ``[E, P]`` (an edge's bytes where it crosses) and ``slower``
+        ``[P]`` (cycles per byte the D2D link adds, :meth:`per_candidate`)."""
+        E, P = latency.shape
         hw = self.model.space.design.hardware
         S = self.model.n_slots
         table = self.crossing_table(edge_bytes, hw.grid_rows, hw.grid_cols, S)
@@ -156,12 +154,11 @@ class Chiplets:
         shift = ((k.grid.long() * (self.sizes[0] - 1) + chip.dies) * (E * S * S)).to(index.dtype)
         at = torch.add(index.view(E, P), shift[None, :], out=buf("edge_d2d_index", (E, P), index.dtype))
         both = torch.view_as_real(torch.index_select(table, 0, at.view(-1), out=buf("edge_d2d", (E * P,), table.dtype)).view(E, P))
-        crossings, crossed_bytes = both[..., 0], both[..., 1]
+        crossings = both[..., 0]
         extra_latency, slower, e_d2d = self.per_candidate(chip.package, k.clock_ghz, k.noc_link_gbps, chip.d2d_gbps, self.model.hop_cycles)
         latency.addcmul_(crossings, extra_latency)
-        cycles.addcmul_(crossings, extra_latency).addcmul_(crossed_bytes, slower * scale)
         d2d_bytes = edge_bytes[None, :].mm(crossings).view(P)
-        return d2d_bytes, d2d_bytes * e_d2d
+        return SimpleNamespace(bytes=d2d_bytes, energy=d2d_bytes * e_d2d, crossed_bytes=both[..., 1], slower=slower)
 
     def area_table(self, area: torch.Tensor, nodes: list, grid_rows: list, grid_cols: list) -> torch.Tensor:
         """``[U·G·N·C, 3]``: area, cost and static power per (per-core knobs, grid, node, chiplet code),

@@ -362,15 +362,18 @@ class TabulatedPath:
         both = torch.view_as_real(torch.index_select(table, 0, index, out=buf("edge", (E * P,), table.dtype)).view(E, P))
         moved, hops = both[..., 0], both[..., 1]
         latency = torch.mul(hops, hop_cycles, out=buf("edge_latency", (E, P), self.dtype))
-        cycles = torch.div(moved, k.noc_link_gbps / k.clock_ghz, out=buf(f"{kind}.edge_cycles", (E, P), self.dtype)).add_(latency)
         # Σ bytes · hops from the (contiguous) hops × latency: whole numbers, so exact in any order of
         # summation (the same whatever P) and exactly divisible by the latency.
         byte_hops = self.edge_bytes[None, :].mm(latency).view(P) / hop_cycles
+        d2d = None
+        if k.chiplet is not None:  # several dies: each D2D crossing's latency paid in place, its bytes off the on-die hops
+            d2d = self.model.chiplets.pay_crossings(k, index, latency, self.edge_bytes, buf)
+            byte_hops = byte_hops - d2d.bytes
+        cycles = torch.div(moved, k.noc_link_gbps / k.clock_ghz, out=buf(f"{kind}.edge_cycles", (E, P), self.dtype)).add_(latency)
         d2d_energy = 0.0
-        if k.chiplet is not None:  # several dies: each D2D crossing paid (cycles and latency in place), off the on-die hops
-            d2d_bytes, d2d_energy = self.model.chiplets.pay_crossings(k, index, cycles, latency, self.edge_bytes,
-                                                                      1.0 if kind == "batch" else 1.0 / self.lw.batch, buf)
-            byte_hops = byte_hops - d2d_bytes
+        if d2d is not None:  # an edge that crosses moves at the slower of the NoC and D2D links
+            cycles.addcmul_(d2d.crossed_bytes, d2d.slower * (1.0 if kind == "batch" else 1.0 / self.lw.batch))
+            d2d_energy = d2d.energy
         if kind != "batch":
             byte_hops, d2d_energy = byte_hops * (1.0 / self.lw.batch), d2d_energy * (1.0 / self.lw.batch)
         out = (cycles, byte_hops, latency) if with_latency else (cycles, byte_hops)
