@@ -21,7 +21,7 @@ rows that mean the same design compare equal and are evaluated once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -31,6 +31,7 @@ import torch
 from codesign.design import Design, design_workload
 from codesign.errors import DesignError
 from codesign.knobs import HARDWARE_KNOBS, HardwareKnob, hardware_knob
+from codesign.packing import PackedForm
 from codesign.vocab import DATAFLOWS, MODES
 from codesign.workload.graph import Workload, check_workload, topological_order
 
@@ -46,11 +47,14 @@ class Knob:
         name: the Optuna parameter name (``hw.pe_rows``, ``sched.core.layer1.0.conv1``).
         choices: the values, for a categorical knob; ``None`` for a core slot.
         high: largest core slot (inclusive), for a core-slot knob.
+        family: the knob family (``sched.core``) of a per-unit knob (``sched.core.<unit>``), which
+            a stored trial holds packed (:mod:`codesign.packing`); ``None`` for a scalar knob.
     """
 
     name: str
     choices: tuple | None = None
     high: int = 0
+    family: str | None = None
 
     @property
     def distribution(self) -> optuna.distributions.BaseDistribution:
@@ -269,7 +273,8 @@ class DesignSpace:
                     continue
                 knob_name = prefix if unit_name is None else f"{prefix}.{unit_name}"
                 cols.append(len(knobs))
-                knobs.append(make(knob_name))
+                knob = make(knob_name)
+                knobs.append(knob if unit_name is None else replace(knob, family=prefix))
             return [cols[u] for u in unit_of]
 
         dataflow_col = [-1] * len(names)
@@ -294,8 +299,13 @@ class DesignSpace:
     def node_names(self) -> list[str]:
         return list(self.design.hardware.node)
 
+    @cached_property
+    def packed(self) -> PackedForm:
+        """How a stored trial holds these knobs: scalar ones as params, per-unit ones packed."""
+        return PackedForm(self.knobs)
+
     def encode(self, params: dict[str, Any]) -> list[int]:
-        """A trial's params → one integer row ``[D]``."""
+        """A trial's params (every knob) → one integer row ``[D]``; a stored trial: ``packed.row``."""
         return [knob.encode(params[knob.name]) for knob in self.knobs]
 
     def decode_params(self, row: list[int]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -51,30 +52,36 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_eval import machine_info  # noqa: E402
 
 from codesign.design import load_design  # noqa: E402
+from codesign.packing import SCHEDULE_ATTR, PackedForm  # noqa: E402
 from codesign.search.batch import RowCodec  # noqa: E402
 from codesign.search.nsga2 import Nsga2  # noqa: E402
-from codesign.search.optuna_internals import GENERATION_KEY  # noqa: E402
+from codesign.search.optuna_internals import CONSTRAINTS_KEY, GENERATION_KEY  # noqa: E402
 from codesign.search.storage import STUDY_NAME, TrialWriter, open_journal  # noqa: E402
 from codesign.space import DesignSpace  # noqa: E402
 
 DESIGN = ROOT / "designs" / "bench_resnet50_16core.toml"
 
 
-def make_trials(space: DesignSpace, n: int, seed: int = 0) -> tuple[list[FrozenTrial], list[str]]:
+def make_trials(space: DesignSpace, n: int, seed: int = 0, *, packed: bool = True) -> tuple[list[FrozenTrial], list[str]]:
     """``n`` finished trials shaped like a run's (random knobs, values, constraints, metrics)
-    and their params as journal JSON (which the loop hands the writer)."""
+    and their params as journal JSON (which the loop hands the writer). ``packed``: per-layer knobs
+    packed in a user attribute, as codesign stores them (:mod:`codesign.packing`); else every knob
+    an Optuna param, as codesign stored them before."""
     nsga = Nsga2(space, population=n, crossover_prob=0.9, mutation_prob=None, seed=seed, n_objectives=2)
     codes = nsga.sample(0, n)
-    codec = RowCodec(space.knobs)
+    form = space.packed if packed else PackedForm([replace(k, family=None) for k in space.knobs])
+    codec = RowCodec(form)
     rng = np.random.default_rng(seed)
     now = datetime.now()
     trials = []
     for i, row in enumerate(codes.tolist()):
         metrics = dict(zip(("latency_s", "energy_j", "area_mm2", "cost_usd", "power_w"), rng.random(5).tolist()))
+        params, schedule = codec.params(row)
         trials.append(FrozenTrial(
             number=i, state=TrialState.COMPLETE, value=None, values=[metrics["latency_s"], metrics["energy_j"]],
-            datetime_start=now, datetime_complete=now, params=codec.params(row), distributions=nsga.distributions,
-            user_attrs={"metrics": metrics}, system_attrs={GENERATION_KEY: i // 100, "constraints:area_mm2": -0.5, "constraints:power_w": 0.1},
+            datetime_start=now, datetime_complete=now, params=params, distributions=form.distributions,
+            user_attrs={SCHEDULE_ATTR: schedule, "metrics": metrics} if schedule else {"metrics": metrics},
+            system_attrs={GENERATION_KEY: i // 100, CONSTRAINTS_KEY: [-0.5, 0.1]},
             intermediate_values={}, trial_id=-1,
         ))
     return trials, codec.params_json(codes)
@@ -153,12 +160,17 @@ print(n, time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).r
 """
 
 
-def measure_load(n: int, workdir: Path, trials: list[FrozenTrial], params_json: list[str], batch: int, say) -> dict:
-    """Bytes per trial and a fresh process's load time and peak memory, full against short distributions."""
+def measure_load(n: int, workdir: Path, space: DesignSpace, batch: int, say) -> dict:
+    """Bytes per trial and a fresh process's load time and peak memory of an ``n``-trial journal in each
+    form codesign has written: every knob a param with Optuna's full distribution JSON (``full``), the
+    same with its short JSON (``short``), per-layer knobs packed (``packed``, what it writes now)."""
     import codesign.search.storage as storage_module
 
     out = {}
-    for form in ("full", "short"):
+    unpacked = make_trials(space, min(n, 5000), packed=False)
+    packed = make_trials(space, min(n, 5000), packed=True)
+    for form in ("full", "short", "packed"):
+        trials, params_json = packed if form == "packed" else unpacked
         folder = workdir / f"load_{form}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "study.journal"
@@ -231,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         r["sqlite, optuna add_trial"] = measure("sqlite, optuna add_trial", args.sqlite_trials, args.repeats, workdir, trials, write_add_trial, sqlite, sqlite_path, say)
         r["sqlite, codesign TrialWriter"] = measure("sqlite, codesign TrialWriter", args.sqlite_trials, args.repeats, workdir, trials, batch, sqlite, sqlite_path, say)
         if args.load_trials:
-            report["load"] = measure_load(args.load_trials, workdir, trials, params_json, args.batch, say)
+            report["load"] = measure_load(args.load_trials, workdir, space, args.batch, say)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

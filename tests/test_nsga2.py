@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 
 from codesign import api
 from codesign.model.evaluator import Evaluator
+from codesign.packing import SCHEDULE_ATTR
 from codesign.search.driver import run_search
 from codesign.search.nsga2 import RNG_KEY, Nsga2, trials_domination
 from codesign.search.optuna_internals import GENERATION_KEY, PARENT_KEY_PREFIX
@@ -79,14 +80,32 @@ def fast_trials(space, evaluator, n_trials: int, seed: int, study=None) -> list[
     return study.get_trials(deepcopy=False)
 
 
-def assert_same_trials(reference, ours):
+def knobs_of(trial) -> dict:
+    """Every knob of a trial, whether it holds them as params (Optuna's own sampler) or packed (codesign)."""
+    return {**trial.params, **{f"{family}[{i}]": v for family, values in trial.user_attrs.get(SCHEDULE_ATTR, {}).items()
+                               for i, v in enumerate(values)}}
+
+
+def unpacked(space, trial):
+    """The trial with every knob an Optuna param (what Optuna's own samplers read)."""
+    return optuna.trial.FrozenTrial(
+        number=trial.number, state=trial.state, value=None, values=trial.values, datetime_start=trial.datetime_start,
+        datetime_complete=trial.datetime_complete, params=space.decode_params(space.packed.row(trial)), distributions=space.distributions,
+        user_attrs={}, system_attrs=trial.system_attrs, intermediate_values={}, trial_id=trial._trial_id)
+
+
+def assert_same_trials(reference, ours, space=None):
+    """Same trials; with ``space``, the reference may hold its knobs as params and ours packed."""
     assert len(reference) == len(ours)
     for a, b in zip(reference, ours):
         assert a.number == b.number
         assert a.state == b.state, a.number
-        assert a.params == b.params, a.number
+        if space is None:
+            assert knobs_of(a) == knobs_of(b), a.number
+        else:
+            assert space.packed.row(a) == space.packed.row(b), a.number
         assert a.values == b.values, a.number
-        assert a.constraints == b.constraints, a.number
+        assert list(a.constraints.values()) == list(b.constraints.values()), a.number  # named (Optuna's set_constraint) or listed
         assert a.system_attrs[GENERATION_KEY] == b.system_attrs[GENERATION_KEY], a.number
 
 
@@ -103,7 +122,7 @@ def test_same_trials_as_plain_optuna_ask_tell(population, generations, seed):
     space = space_with(population)
     evaluator = Evaluator(space)
     n = population * generations
-    assert_same_trials(plain_optuna_trials(space, evaluator, n, seed), fast_trials(space, evaluator, n, seed))
+    assert_same_trials(plain_optuna_trials(space, evaluator, n, seed), fast_trials(space, evaluator, n, seed), space)
 
 
 def test_same_trials_as_plain_optuna_with_failing_trials_and_options():
@@ -113,7 +132,7 @@ def test_same_trials_as_plain_optuna_with_failing_trials_and_options():
     reference = plain_optuna_trials(space, evaluator, 60, 5)
     assert any(t.state == TrialState.FAIL for t in reference)
     ours = fast_trials(space, evaluator, 60, 5)
-    assert_same_trials(reference, ours)
+    assert_same_trials(reference, ours, space)
     fails = [t for t in ours if t.state == TrialState.FAIL]
     assert all("non-finite power_w" in t.user_attrs["fail_reason"] for t in fails)
     # a generation holds `population` complete trials; failed ones come on top
@@ -129,7 +148,7 @@ def test_child_generation_matches_optuna_strategy():
 
     space = space_with(10)
     evaluator = Evaluator(space)
-    parents = [t for t in fast_trials(space, evaluator, 10, 1) if t.state == TrialState.COMPLETE]
+    parents = [unpacked(space, t) for t in fast_trials(space, evaluator, 10, 1) if t.state == TrialState.COMPLETE]
     nsga = Nsga2(space, population=10, crossover_prob=0.9, mutation_prob=0.3, seed=11, n_objectives=2)
     view = optuna.create_study(directions=["minimize", "minimize"])
     first_parents = nsga._elite(view, parents)  # the first child sees the selection order, the rest trial order
@@ -192,15 +211,16 @@ def test_storage_is_read_by_plain_optuna(journal_run):
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAIL) for t in trials)
     space = space_with(12)
     for t in trials:
-        assert set(t.params) == {k.name for k in space.knobs}
-        assert t.distributions == space.distributions
+        assert set(t.params) == {k.name for k in space.knobs if k.family is None}  # per-layer knobs: packed
+        assert t.distributions == space.packed.distributions
+        assert space.packed.row(t) is not None
         assert t.datetime_start is not None and t.datetime_complete is not None
         if t.state == TrialState.COMPLETE:
             metrics = t.user_attrs["metrics"]
             assert t.values == [metrics[o] for o in OBJECTIVES]
-            assert set(t.constraints) == set(CONSTRAINTS)
-            for name, bound in CONSTRAINTS.items():
-                assert t.constraints[name] == pytest.approx((metrics[name] - bound) / bound)
+            assert len(t.system_attrs["constraints"]) == len(CONSTRAINTS)  # the list optuna-dashboard reads
+            for value, (name, bound) in zip(t.system_attrs["constraints"], CONSTRAINTS.items()):
+                assert value == pytest.approx((metrics[name] - bound) / bound)
     # best_trials applies Optuna's constrained domination: feasible, non-dominated, = our front
     best = study.best_trials
     assert best and all(all(v <= 0 for v in t.constraints.values()) for t in best)
@@ -302,7 +322,7 @@ def test_resume_of_a_study_without_parent_caches_is_what_optuna_does():
             trial.set_constraint(name, float((values[0][names.index(name)] - bound) / bound))
         reference.tell(trial, [float(values[0][names.index(o)]) for o in OBJECTIVES])
     run_search(space, evaluator, ours, n_trials=30, seed=7, say=lambda _: None)
-    assert_same_trials(reference.get_trials(deepcopy=False), ours.get_trials(deepcopy=False))
+    assert_same_trials(reference.get_trials(deepcopy=False), ours.get_trials(deepcopy=False), space)
 
 
 # --- repeated configurations -------------------------------------------------------------------

@@ -26,7 +26,7 @@ from codesign.model.evaluator import build_evaluator
 from codesign.runs.folder import RUN_FILE, check_resume, plugin_sources, prepare_run_folder, space_fingerprint, write_identity
 from codesign.runs.outputs import Run, failure_line, mark_running, write_outputs
 from codesign.runs.tables import remove_stale_temps, write_json
-from codesign.search.batch import Timings
+from codesign.search.batch import Timings, study_user_attrs
 from codesign.search.driver import run_search
 from codesign.search.guards import StopOnInterrupt, deferred_abort, signal_name
 from codesign.search.lease import Lease
@@ -211,7 +211,7 @@ def open_run_study(out: Path, space, evaluator, *, storage: str | None, strategy
                 })
             backend, storage_desc = open_storage(out, storage)
             persistent = open_study(backend, ["minimize"] * len(design.objectives.minimize),
-                                    objectives=list(design.objectives.minimize), where=storage_desc)
+                                    objectives=list(design.objectives.minimize), user_attrs=study_user_attrs(space), where=storage_desc)
             lease = acquire_lease(persistent, out=out, url=storage)
     except BaseException as error:
         if isinstance(error, OSError) and error.filename is None:

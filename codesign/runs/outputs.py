@@ -65,7 +65,7 @@ def write_outputs(out: Path, space: DesignSpace, metric_names: list[str], trials
     """
     design = space.design
     objectives = design.objectives.minimize
-    frame = effective_cores(space, trials_frame(trials, metric_names, [k.name for k in space.knobs]))
+    frame = effective_cores(space, trials_frame(trials, metric_names, space.packed.columns))
     # One row per design: a design proposed again is a trial (with ``duplicate_of``) but not a second front point.
     front = with_energy_parts(space, front_of(frame[frame["duplicate_of"].isna()], objectives))
     summary, knee = summarize(space, metric_names, frame, front)

@@ -3,8 +3,9 @@
 The rows are evaluated together in one batched model call; repeated configurations (equal
 canonical rows) reuse the earlier result, also across a resumed run. Each trial becomes a
 finished Optuna ``FrozenTrial`` with its objectives, its budget constraints (Optuna's
-``constraints:<name>`` system attributes: constrained domination, not a penalty), its
-metrics and the strategy's attributes, and the whole batch is written to the storage in
+``constraints`` system attribute, the list its own samplers write and optuna-dashboard reads:
+constrained domination, not a penalty), its metrics and the strategy's attributes, its knobs
+in their stored form (:mod:`codesign.packing`), and the whole batch is written to the storage in
 one go (:class:`~codesign.search.storage.TrialWriter`). A crash or Ctrl-C loses at most
 the batch in flight, and a second signal never cuts a write short
 (:func:`~codesign.search.guards.deferred_abort`).
@@ -24,8 +25,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from codesign.model.evaluator import Evaluator
 from codesign.search.guards import deferred_abort
-from codesign.search.optuna_internals import constraint_key
+from codesign.search.optuna_internals import CONSTRAINTS_KEY
 from codesign.search.storage import TrialWriter
+from codesign.packing import SCHEDULE_ATTR, UNITS_ATTR, PackedForm
 from codesign.space import DesignSpace
 
 
@@ -77,23 +79,44 @@ class SearchState:
 
 
 class RowCodec:
-    """Integer code rows → a trial's params, and the JSON of them a journal line holds."""
+    """Integer code rows → a stored trial's params and packed schedule knobs
+    (:mod:`codesign.packing`), and the JSON of the params a journal line holds."""
 
-    def __init__(self, knobs) -> None:
-        self.names = [k.name for k in knobs]
-        self._values = [list(k.choices) if k.choices is not None else list(range(k.high + 1)) for k in knobs]
+    def __init__(self, packed: PackedForm) -> None:
+        self.packed = packed
+        knobs = [packed.knobs[i] for i in packed.scalar_cols]
+        self._cols = packed.scalar_cols
         self._json_fragments = [
-            [f"{json.dumps(k.name)}:{json.dumps(code if k.choices is not None else float(code))}" for code in range(len(values))]
-            for k, values in zip(knobs, self._values)
+            [f"{json.dumps(k.name)}:{json.dumps(code if k.choices is not None else float(code))}" for code in range(_n_codes(k))]
+            for k in knobs
         ]
 
-    def params(self, row: list[int]) -> dict:
-        return {name: values[code] for name, values, code in zip(self.names, self._values, row)}
+    def params(self, row: list[int]) -> tuple[dict, dict]:
+        """(params, packed families) of one row."""
+        return self.packed.split(row)
 
     def params_json(self, codes: np.ndarray) -> list[str]:
         """Each row's params as the JSON object a journal line holds: names → Optuna's internal
         representation (``distribution.to_internal_repr``: a categorical's choice index, an int's float)."""
-        return ["{" + ",".join([table[c] for table, c in zip(self._json_fragments, row)]) + "}" for row in codes.tolist()]
+        scalar = codes[:, self._cols].tolist() if self._cols else [[] for _ in range(len(codes))]
+        return ["{" + ",".join([table[c] for table, c in zip(self._json_fragments, row)]) + "}" for row in scalar]
+
+
+#: Study user attribute: the budgets' names, in the order of each trial's ``constraints`` list.
+CONSTRAINT_NAMES_ATTR = "constraint_names"
+
+
+def study_user_attrs(space: DesignSpace) -> dict:
+    """What a study needs to read its trials' stored form: each packed family's unit names and
+    the budgets' names (the trials' constraint list is in this order)."""
+    attrs: dict = {CONSTRAINT_NAMES_ATTR: list(space.design.constraints)}
+    if space.packed.families:
+        attrs[UNITS_ATTR] = space.packed.units
+    return attrs
+
+
+def _n_codes(knob) -> int:
+    return len(knob.choices) if knob.choices is not None else knob.high + 1
 
 
 def _row_keys(space: DesignSpace, rows: torch.Tensor) -> list[bytes]:
@@ -107,7 +130,10 @@ def _restore_cache(space: DesignSpace, trials: list[FrozenTrial], metric_names: 
     """Results of stored trials by canonical row, so a resumed run does not evaluate them again either."""
     rows, entries = [], []
     for t in trials:
-        if t.number in (None, -1) or not all(k.name in t.params for k in space.knobs) or "duplicate_of" in t.user_attrs:
+        if t.number in (None, -1) or "duplicate_of" in t.user_attrs:
+            continue
+        row = space.packed.row(t)
+        if row is None:
             continue
         if t.state == TrialState.COMPLETE:
             metrics = t.user_attrs.get("metrics", {})
@@ -118,7 +144,7 @@ def _restore_cache(space: DesignSpace, trials: list[FrozenTrial], metric_names: 
             entries.append((np.full(len(metric_names), np.nan), t.user_attrs["fail_reason"], t.number))
         else:
             continue
-        rows.append(space.encode(t.params))
+        rows.append(row)
     if rows:
         for key, entry in zip(_row_keys(space, torch.tensor(rows, dtype=torch.long)), entries):
             state.cache.setdefault(key, entry)
@@ -130,7 +156,7 @@ class BatchLoop:
     Shared by every strategy (:mod:`codesign.search.strategies`) through the driver
     (:func:`codesign.search.driver.run_search`) and by refinement:
     the cache of results by canonical row, the objectives, the budgets as Optuna
-    constraints (``constraints:<name>`` system attributes), the metrics, the batched
+    constraints (the ``constraints`` system attribute), the metrics, the batched
     write, the timings.
     """
 
@@ -139,9 +165,9 @@ class BatchLoop:
         self.space, self.evaluator, self.say = space, evaluator, say
         self.metric_names = evaluator.metric_names
         self.obj_idx = [self.metric_names.index(o) for o in design.objectives.minimize]
-        self.con_items = [(self.metric_names.index(name), bound, constraint_key(name)) for name, bound in design.constraints.items()]
-        self.distributions = space.distributions  # one dict shared by every trial of the run
-        self.codec = RowCodec(space.knobs)
+        self.con_items = [(self.metric_names.index(name), bound) for name, bound in design.constraints.items()]
+        self.distributions = space.packed.distributions  # one dict shared by every trial of the run
+        self.codec = RowCodec(space.packed)
         self.writer = TrialWriter(persistent, fast=fast_storage)
         self.stored = persistent.get_trials(deepcopy=False)
         self.previous = [t for t in self.stored if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
@@ -180,7 +206,8 @@ class BatchLoop:
         number = self.next_number
         for i, (row, key) in enumerate(zip(codes.tolist(), keys)):
             values, error, first = self.state.cache[key]
-            user_attrs: dict = {}
+            trial_params, packed = params(row)
+            user_attrs: dict = {SCHEDULE_ATTR: packed} if packed else {}
             if first != number + i:
                 user_attrs["duplicate_of"] = first
             attrs = dict(system_attrs[i] if isinstance(system_attrs, list) else system_attrs)
@@ -188,13 +215,13 @@ class BatchLoop:
                 user_attrs["fail_reason"] = error
                 trial_state, trial_values = fail, None
             else:
-                for m, bound, key_name in self.con_items:
-                    attrs[key_name] = float((values[m] - bound) / bound)
+                if self.con_items:  # Optuna's list form, what its samplers write and optuna-dashboard reads
+                    attrs[CONSTRAINTS_KEY] = [float((values[m] - bound) / bound) for m, bound in self.con_items]
                 user_attrs["metrics"] = dict(zip(self.metric_names, values.tolist()))
                 trial_state, trial_values = complete, [float(values[m]) for m in self.obj_idx]
             frozen.append(FrozenTrial(
                 number=number + i, state=trial_state, value=None, values=trial_values,
-                datetime_start=started, datetime_complete=finished, params=params(row),
+                datetime_start=started, datetime_complete=finished, params=trial_params,
                 distributions=self.distributions, user_attrs=user_attrs, system_attrs=attrs,
                 intermediate_values={}, trial_id=-1,
             ))

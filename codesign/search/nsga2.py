@@ -125,6 +125,13 @@ class Nsga2:
             return last, self.population_size - counted[last]
         return last + 1, self.population_size
 
+    def _stored_row(self, trial: FrozenTrial) -> np.ndarray:
+        """The code row of a stored trial (:mod:`codesign.packing`)."""
+        row = self.space.packed.row(trial)
+        if row is None:
+            raise ValueError(f"trial {trial.number} lacks knobs of this design space")
+        return np.array(row, dtype=np.int64)
+
     def record(self, trials: list[FrozenTrial], codes: np.ndarray | None = None) -> None:
         """Take finished, stored trials into the bookkeeping (``codes``: their rows)."""
         for i, t in enumerate(trials):
@@ -133,7 +140,7 @@ class Nsga2:
                 continue
             self.complete[g] = self.complete.get(g, 0) + 1
             self.population.setdefault(g, []).append(t)
-            self._codes[t.number] = codes[i] if codes is not None else np.array(self.space.encode(t.params), dtype=np.int64)
+            self._codes[t.number] = codes[i] if codes is not None else self._stored_row(t)
         self._prune()
 
     def _prune(self) -> None:
@@ -188,7 +195,8 @@ class Nsga2:
                 self.population[g] = by_gen[g]
         for ts in list(self.population.values()) + list(self.parents.values()):
             for t in ts:
-                self._codes.setdefault(t.number, np.array(self.space.encode(t.params), dtype=np.int64))
+                if t.number not in self._codes:
+                    self._codes[t.number] = self._stored_row(t)
         self._prune()
         return exact
 

@@ -85,14 +85,11 @@ PARENT_KEY_PREFIX: str = _required("optuna.samplers", "NSGAIISampler._get_parent
 EliteSelection = _required("optuna.samplers.nsgaii._elite_population_selection_strategy", "NSGAIIElitePopulationSelectionStrategy")
 
 # --- constraints -----------------------------------------------------------------------------
-#: A trial's budget ``name`` is its system attribute ``f"{CONSTRAINTS_KEY}:{name}"``.
+#: A trial's budgets are its system attribute ``CONSTRAINTS_KEY``: the list of their values, what
+#: Optuna's samplers write (``constraints_func``) and optuna-dashboard reads. Optuna also reads named
+#: ``constraints:<name>`` attributes (``Trial.set_constraint``), which the dashboard does not show.
 CONSTRAINTS_KEY: str = _required("optuna.study._constrained_optimization", "_CONSTRAINTS_KEY")
 _is_constrained = _required("optuna.study._constrained_optimization", "_is_constrained_optimization")
-
-
-def constraint_key(name: str) -> str:
-    """The trial system attribute of budget ``name`` (``constraints:<name>``)."""
-    return f"{CONSTRAINTS_KEY}:{name}"
 
 
 def is_constrained(trials: Sequence[FrozenTrial]) -> bool:

@@ -317,10 +317,11 @@ def refine_rows(space: DesignSpace, evaluator: Evaluator, start: torch.Tensor, *
 
 def front_starts(space: DesignSpace, trials, k: int) -> tuple[torch.Tensor, list[int]]:
     """Rows and trial numbers of up to ``k`` feasible front trials, spread along the front."""
-    usable = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and all(n.name in t.params for n in space.knobs)]
+    stored = [(t, space.packed.row(t)) for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    usable = [t for t, row in stored if row is not None]
     if not usable:
         return torch.zeros(0, space.dimension, dtype=torch.long), []
-    rows = np.array([space.encode(t.params) for t in usable], dtype=np.int64)
+    rows = np.array([row for _, row in stored if row is not None], dtype=np.int64)
     picked = spread_front(usable, rows, list(range(space.dimension)), k)
     index = {r.tobytes(): t.number for r, t in zip(rows, usable)}
     return torch.tensor(np.stack(picked), dtype=torch.long), [index[p.tobytes()] for p in picked]

@@ -131,12 +131,14 @@ def _retrying(call: Callable[[], T], attempts: int = 8) -> T:
 
 
 def open_study(storage: optuna.storages.BaseStorage, directions: list[str], *, study_name: str = STUDY_NAME,
-               create: bool = True, objectives: list[str] | None = None, where: str | None = None) -> optuna.Study:
+               create: bool = True, objectives: list[str] | None = None, user_attrs: Mapping[str, Any] | None = None,
+               where: str | None = None) -> optuna.Study:
     """The run's study; its directions must match the objectives.
 
     An existing study is loaded without writing anything (``optuna.load_study``). A missing one
     is created if ``create`` (then named metrics: ``objectives``, what optuna-dashboard and
-    Optuna's plots label the values with), else a :class:`UserError` naming ``where``.
+    Optuna's plots label the values with, and the study's ``user_attrs``), else a
+    :class:`UserError` naming ``where``.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -159,6 +161,10 @@ def open_study(storage: optuna.storages.BaseStorage, directions: list[str], *, s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(list(objectives))
+    if create:
+        for key, value in (user_attrs or {}).items():
+            if key not in study.user_attrs:
+                study.set_user_attr(key, value)
     return study
 
 

@@ -143,7 +143,7 @@ class Replay:
             codes, attrs = batch
             old = finished[replayed:replayed + len(codes)]
             for row, t in zip(codes, old):
-                if not all(k.name in t.params for k in self.space.knobs) or self.space.encode(t.params) != row.tolist():
+                if self.space.packed.row(t) != row.tolist():
                     raise self.mismatch(t)
             replayed += len(old)
             if len(old) < len(codes):

@@ -284,8 +284,8 @@ class SurrogateLoop:
                    seed=self.seed * 1000 + 17 * round_ + 1, say=lambda *_: None)
         seen: dict[bytes, list[int]] = {}
         for t in study.get_trials(deepcopy=False):
-            if t.state == optuna.trial.TrialState.COMPLETE and all(k.name in t.params for k in self.space.knobs):
-                row = self.space.encode(t.params)
+            row = self.space.packed.row(t) if t.state == optuna.trial.TrialState.COMPLETE else None
+            if row is not None:
                 seen.setdefault(np.asarray(row, dtype=np.int64).tobytes(), row)
         rows = self.space.canonical(torch.tensor(list(seen.values()), dtype=torch.long).reshape(-1, self.space.dimension))
         rows = torch.unique(rows, dim=0)
