@@ -1,4 +1,4 @@
-"""The shell entry point: ``codesign explore | report | show | repair | evaluate | workload | cycles | surrogate``
+"""The shell entry point: ``codesign explore | report | show | dashboard | repair | evaluate | workload | cycles | surrogate``
 (also ``python -m codesign``).
 
 User errors (bad design file, bad flag, failing plug-in, wrong run folder) and OS errors (a
@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rr = sub.add_parser("repair", help="make a run's journal readable again after a kill or a full disk; say what was dropped")
     rr.add_argument("run", help="run folder")
+
+    db = sub.add_parser("dashboard", help="optuna-dashboard on a run's study, its Pareto front the run's (feasible, each design once)")
+    db.add_argument("run", help="run folder")
+    db.add_argument("--host", default="127.0.0.1", help="address to serve on (default: 127.0.0.1)")
+    db.add_argument("--port", type=non_negative_int, default=8080, help="port (default: 8080; 0: any free port)")
 
     sh = sub.add_parser("show", help="floorplan, Gantt chart and GraphML of one trial's design")
     sh.add_argument("run", help="run folder")
@@ -179,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
 
             done, n_trials = repair_run(args.run)
             print(f"{done.describe()}; Optuna reads {n_trials} trials")
+        elif args.command == "dashboard":
+            from codesign.runs.dashboard import serve
+
+            serve(args.run, host=args.host, port=args.port, say=lambda msg: print(msg, file=sys.stderr, flush=True))
         elif args.command == "show":
             for path in api.show(args.run, args.trial).values():
                 print(path)

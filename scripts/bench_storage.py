@@ -40,6 +40,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
@@ -198,6 +199,62 @@ def measure_load(n: int, workdir: Path, space: DesignSpace, batch: int, say) -> 
     return out
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _time_requests(command: list[str], port: int, timeout: float) -> dict:
+    """Start a dashboard server, wait until it answers, time two loads of the study page (the
+    ``/api/studies/0`` request its page makes), stop it."""
+    import urllib.request
+
+    server = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/studies", timeout=60).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{command[0]} did not start") from None
+                time.sleep(0.2)
+        times, best = [], None
+        for _ in range(2):
+            start = time.perf_counter()
+            body = json.loads(urllib.request.urlopen(f"{base}/api/studies/0?after=0", timeout=timeout).read())
+            times.append(time.perf_counter() - start)
+            best = len(body["best_trials"])
+        return {"first_request_s": times[0], "second_request_s": times[1], "front_trials": best}
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def measure_dashboard(n: int, workdir: Path, timeout: float, say) -> dict:
+    """One study-page request of optuna-dashboard on an ``n``-trial run of the design, plain
+    (``optuna-dashboard study.journal``) and through ``codesign dashboard`` (its front the run's)."""
+    from codesign import api
+
+    out = workdir / "dashboard_run"
+    api.explore(str(DESIGN), trials=n, seed=1, out=str(out), say=lambda _: None)
+    front = len(pd.read_csv(out / "front.csv"))
+    entry: dict = {"trials": n, "front_csv_trials": front}
+    port = _free_port()
+    plain = [str(Path(sys.executable).parent / "optuna-dashboard"), str(out / "study.journal"), "--host", "127.0.0.1", "--port", str(port)]
+    ours = [sys.executable, "-m", "codesign", "dashboard", str(out), "--port", str(port)]
+    for name, command in (("codesign dashboard", ours), ("optuna-dashboard", plain)):
+        entry[name] = _time_requests(command, port, timeout)
+        say(f"{name:20s} {n} trials: study page {entry[name]['first_request_s']:.2f} s (again {entry[name]['second_request_s']:.2f} s), "
+            f"{entry[name]['front_trials']} trials on its front (front.csv: {front})")
+    return entry
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--journal-trials", type=int, default=2000, help="trials written one at a time to the journal file")
@@ -208,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, help="where the storages go (default: a temporary folder, removed)")
     parser.add_argument("--quick", action="store_true", help="500 / 100 / 2000 trials, one repeat")
     parser.add_argument("--load-trials", type=int, default=0, help="also time loading a journal of this many trials, full vs short distributions")
+    parser.add_argument("--dashboard-trials", type=int, default=0,
+                        help="also time optuna-dashboard's study page on a run of this many trials, plain and through codesign dashboard")
+    parser.add_argument("--dashboard-timeout", type=float, default=3600, help="seconds one dashboard request may take")
+    parser.add_argument("--only-dashboard", action="store_true", help="skip the storage write/read measurements")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.quick:
@@ -235,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "results": {},
     }
+    if args.only_dashboard:
+        report["dashboard"] = measure_dashboard(args.dashboard_trials, workdir, args.dashboard_timeout, say)
+        shutil.rmtree(workdir, ignore_errors=True) if args.workdir is None else None
+        print(json.dumps(report, indent=2) if args.json else report["dashboard"])
+        return 0
     try:
         r = report["results"]
         r["journal, optuna add_trial"] = measure("journal, optuna add_trial", args.journal_trials, args.repeats, workdir, trials, write_add_trial, journal, journal_path, say, journal_readers)
@@ -244,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         r["sqlite, codesign TrialWriter"] = measure("sqlite, codesign TrialWriter", args.sqlite_trials, args.repeats, workdir, trials, batch, sqlite, sqlite_path, say)
         if args.load_trials:
             report["load"] = measure_load(args.load_trials, workdir, space, args.batch, say)
+        if args.dashboard_trials:
+            report["dashboard"] = measure_dashboard(args.dashboard_trials, workdir, args.dashboard_timeout, say)
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -116,7 +116,8 @@ def render(search: dict | None, evals: dict | None, storage: dict | None) -> str
                    f"the loop's batched journal writer {w['write_ms_per_trial']:.2f} ms. Reading back: journal "
                    f"{j['read_ms_per_trial']['optuna']:.2f} ms by Optuna, {j['read_ms_per_trial']['codesign open_journal']:.2f} ms through "
                    f"codesign (distributions parsed once), SQLite {q['read_ms_per_trial']['optuna']:.1f} ms. "
-                   f"Each trial takes ≈ {j['bytes_per_trial'] / 1024:.0f} KiB of journal (Optuna stores every knob's distribution with every trial).")
+                   f"Each trial takes ≈ {j['bytes_per_trial'] / 1024:.1f} KiB of journal (the scalar knobs as Optuna params, each with its "
+                   f"distribution, the per-layer knobs packed in one user attribute: codesign/packing.py).")
         out.append("")
     out.append("**Beside other tools** (figures quoted in the performance issue, same kind of 2-core machine):")
     out.append("")
