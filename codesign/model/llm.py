@@ -9,14 +9,18 @@ A design whose ``workload.network`` is an LLM (:mod:`codesign.workload.hf_config
   ``energy_per_token_j = energy_j / (B·S)``;
 * ``decode`` (one step at ``context``): ``ttft_s = tpot_s = latency_s``; ``tokens_per_s = B / tpot_s``;
   ``energy_per_token_j = energy_j / B``;
-* ``serve``: the same candidates are evaluated on the prefill workload and on the decode step (the
-  two have the same layers, so every per-layer knob means the same in both): ``ttft_s`` is the
-  prefill's latency, ``tpot_s`` the decode step's, ``latency_s = ttft_s + n·tpot_s``,
-  ``energy_j = E_prefill + n·E_step``, ``tokens_per_s = B·n / latency_s``,
-  ``energy_per_token_j = energy_j / (B·n)``; area and cost are the chip's.
+* ``serve`` (one request: its prefill, then ``n`` decode steps, step ``i`` attending ``C + S + i``
+  positions, ``C = context`` a cache the request starts with): the same candidates are evaluated on the
+  prefill workload and on the decode step at :data:`SERVE_POINTS` contexts (the same layers, so every
+  per-layer knob means the same in all), the steps' sum interpolated between them
+  (:func:`~codesign.workload.llm_phases.serve_steps`): ``ttft_s`` is the prefill's latency, ``tpot_s`` the
+  mean step time ``Σᵢ tᵢ / n``, ``latency_s = ttft_s + Σᵢ tᵢ``, ``energy_j = E_prefill + Σᵢ Eᵢ``,
+  ``tokens_per_s = B·n / latency_s``, ``energy_per_token_j = energy_j / (B·n)``; area is the chip's.
 
-``weight_bytes`` is every parameter at the workload's precision, ``kv_cache_bytes`` the cache of the
-``B`` sequences at ``context`` positions (at ``prompt_tokens`` for prefill), and
+``cost_usd`` is the die's plus the DRAM's, ``dram_gib`` at the ``dram_kind``'s price per GiB
+(:func:`~codesign.hardware.cost.dram_cost_usd`). ``weight_bytes`` is every parameter at the workload's
+precision, ``kv_cache_bytes`` the cache of the ``B`` sequences at the positions the workload attends (at
+``prompt_tokens`` for prefill, the last step's for serve), and
 ``dram_use = (weight_bytes + kv_cache_bytes) / (dram_gib · 2³⁰)``: a design with ``dram_use > 1``
 does not hold the model; bound it with ``constraints.dram_use = 1.0``.
 """

@@ -45,7 +45,7 @@ from codesign.workload.layer import Layer
 from codesign.workload.opgraph import WorkloadError
 
 #: Keys of ``workload.params`` an LLM source takes, with their defaults (``context`` defaults to
-#: ``prompt_tokens``). ``batch`` and ``precision_bytes`` may be given there too (``codesign workload
+#: ``prompt_tokens``; for ``serve`` it is the cache a request starts with, default 0). ``batch`` and ``precision_bytes`` may be given there too (``codesign workload
 #: --param batch=8``); they replace ``[workload]``'s.
 LLM_PARAMS = {"phase": "decode", "prompt_tokens": 512, "context": None, "output_tokens": 128, "kv_home": "dram"}
 
