@@ -122,9 +122,11 @@ class Chiplets:
         d, p, q = out["dies"], c.package.long(), out["d2d_gbps"]
         return SimpleNamespace(code=(d * Pk + p) * Qk + q, dies=d, package=p, d2d_gbps=c.d2d_gbps)
 
-    def crossing_table(self, edge_bytes: torch.Tensor, grid_rows: list, grid_cols: list, n_slots: int) -> torch.Tensor:
-        """``[G·Dk·E·S·S]`` complex, per (grid, die count, edge, producer core, consumer core): the D2D
-        crossings (real) and the edge's bytes where it crosses any (imaginary); grids in the tables' order."""
+    def crossing_table(self, edge_bytes: torch.Tensor, grid_rows: list, grid_cols: list, n_slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two ``[G·Dk·E·S·S]`` tables per (grid, die count, edge, producer core, consumer core): the D2D
+        crossings, and the edge's bytes where it crosses any; grids in the tables' order. (Two real tables,
+        not one complex one: each gather then fills a contiguous buffer, which a matrix product reads
+        ~20× faster than the strided half of a complex one.)"""
         if "cross" not in self._tables:
             dev = self.model.device
             gr, gc = (x.reshape(-1) for x in torch.meshgrid(torch.tensor(grid_rows, device=dev), torch.tensor(grid_cols, device=dev),
@@ -136,7 +138,7 @@ class Chiplets:
             v = lambda x: x[:, :, None, None]  # noqa: E731
             cross = die_crossings(core[:, None], core[None, :], v(gc), v(th), v(tw)).to(self.model.dtype)[:, :, None]  # [G, Dk, 1, S, S]
             crossed = torch.where(cross > 0, edge_bytes[None, None, :, None, None], 0.0)
-            self._tables["cross"] = torch.complex(cross.expand_as(crossed), crossed).reshape(-1)
+            self._tables["cross"] = (cross.expand_as(crossed).reshape(-1).contiguous(), crossed.reshape(-1))
         return self._tables["cross"]
 
     def pay_crossings(self, k, index: torch.Tensor, latency: torch.Tensor, edge_bytes: torch.Tensor, buf) -> SimpleNamespace:
@@ -148,17 +150,18 @@ class Chiplets:
         E, P = latency.shape
         hw = self.model.space.design.hardware
         S = self.model.n_slots
-        table = self.crossing_table(edge_bytes, hw.grid_rows, hw.grid_cols, S)
+        cross_table, bytes_table = self.crossing_table(edge_bytes, hw.grid_rows, hw.grid_cols, S)
         chip = k.chiplet
         # The hop tables' index (grid·E + edge)·S² + pair, moved to (grid·Dk + dies)·E + edge.
         shift = ((k.grid.long() * (self.sizes[0] - 1) + chip.dies) * (E * S * S)).to(index.dtype)
         at = torch.add(index.view(E, P), shift[None, :], out=buf("edge_d2d_index", (E, P), index.dtype))
-        both = torch.view_as_real(torch.index_select(table, 0, at.view(-1), out=buf("edge_d2d", (E * P,), table.dtype)).view(E, P))
-        crossings = both[..., 0]
+        at = at.view(-1)
+        crossings = torch.index_select(cross_table, 0, at, out=buf("edge_d2d", (E * P,), cross_table.dtype)).view(E, P)
+        crossed_bytes = torch.index_select(bytes_table, 0, at, out=buf("edge_d2d_bytes", (E * P,), bytes_table.dtype)).view(E, P)
         extra_latency, slower, e_d2d = self.per_candidate(chip.package, k.clock_ghz, k.noc_link_gbps, chip.d2d_gbps, self.model.hop_cycles)
         latency.addcmul_(crossings, extra_latency)
         d2d_bytes = edge_bytes[None, :].mm(crossings).view(P)
-        return SimpleNamespace(bytes=d2d_bytes, energy=d2d_bytes * e_d2d, crossed_bytes=both[..., 1], slower=slower)
+        return SimpleNamespace(bytes=d2d_bytes, energy=d2d_bytes * e_d2d, crossed_bytes=crossed_bytes, slower=slower)
 
     def area_table(self, area: torch.Tensor, nodes: list, grid_rows: list, grid_cols: list) -> torch.Tensor:
         """``[U·G·N·C, 3]``: area, cost and static power per (per-core knobs, grid, node, chiplet code),
