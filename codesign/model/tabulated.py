@@ -44,7 +44,7 @@ class Coded:
     dataflow: torch.Tensor
     core: torch.Tensor  # int32, for index arithmetic
     core_long: torch.Tensor  # the same, long, for the list schedule's gather/scatter
-    dataflow_pl: torch.Tensor  # candidate-major [P, L] int32 (any strides)
+    dataflow_pl: torch.Tensor  # candidate-major [P, L] int32 or narrower (any strides)
     core_pl: torch.Tensor
     pipelined: torch.Tensor
     sram_kib: torch.Tensor
@@ -96,6 +96,8 @@ class TabulatedPath:
             e += len(preds)
         self.node_col = next((i for i, k in enumerate(space.knobs) if k.name == "hw.node"), None)
         self.row_decoding = self._row_decoding_tables()
+        top = max((len(k.choices) - 1 if k.choices is not None else k.high for k in space.knobs), default=0)
+        self.row_dtype = torch.uint8 if top <= 255 else torch.int16 if top <= 32767 else torch.int32  # holds every code
         # Fusion and splitting: the layer variants of the batch tables, each fusable layer's edge from l − 1,
         # the plan's tables keyed by codes, and the columns of the schedule knobs.
         self.n_variants = len(layer_variants(space))
@@ -104,8 +106,9 @@ class TabulatedPath:
             grids = [(r, c) for r in hw.grid_rows for c in hw.grid_cols]
             self.coded_plan = CodedPlan(ft, sram_kib=hw.sram_kib, grids=grids, n_slots=self.n_slots, dtype=self.dtype, device=self.device)
             D = space.dimension  # (column D of the rows' columns is zeros: the code of a knob a layer does not have)
-            self.schedule_cols = {name: torch.tensor([c if c >= 0 else D for c in getattr(space, f"{name}_col")], device=self.device)
-                                  for name in ("fuse", "tile", "split", "axis")}
+            fusable = space.lowered.fusable.tolist()  # (a layer without a fusable boundary reads zero: never fused)
+            self.schedule_cols = {name: torch.tensor([c if c >= 0 and (name != "fuse" or f) else D for c, f in zip(getattr(space, f"{name}_col"), fusable)],
+                                                     device=self.device) for name in ("fuse", "tile", "split", "axis")}
         if ft is not None and ft.fusion:
             self.fused_edge = torch.tensor([self.in_edges[l][j][1] for l, j in zip(ft.fusable, ft.fused_input)], dtype=torch.long,
                                            device=self.device)
@@ -202,11 +205,14 @@ class TabulatedPath:
         bw = T["bw_code"].index_select(0, (code["dram_gbps"] * n["noc_link_gbps"] + code["noc_link_gbps"]) * n["clock_ghz"] + code["clock_ghz"])
         grid = code["grid_rows"] * n["grid_cols"] + code["grid_cols"]
         get = (lambda name: getattr(values, name)) if values is not None else (lambda name: self.choice_values[name].index_select(0, code[name]))  # noqa: E731
-        dataflow_pl, core_pl = dataflow_pl.to(torch.int32), core_pl.to(torch.int32)
+        # (the rows' narrow codes stay as they are: the tables' index arithmetic widens them to int32)
+        dataflow_pl, core_pl = (x if x.dtype in (torch.uint8, torch.int16, torch.int32) else x.to(torch.int32) for x in (dataflow_pl, core_pl))
         core = core_pl.t().contiguous() if core_lp is None else core_lp
         core_long = self.scratch("core_long", tuple(core.shape), torch.long).copy_(core)
         if schedule is not None:
-            schedule = SimpleNamespace(**{name: schedule.get(name) for name in ("fuse", "tile", "split")})
+            # (contiguous: the plan views its [L, P] codes flat; a decoded candidate's are transposed views)
+            schedule = SimpleNamespace(**{name: None if schedule.get(name) is None else schedule[name].contiguous()
+                                          for name in ("fuse", "tile", "split")})
         return Coded(schedule=schedule, hw=hw_code.to(torch.int32), bw=bw.to(torch.int32), grid=grid.to(torch.int32), node=node.to(torch.long),
                      dataflow=dataflow_pl.t().contiguous() if dataflow_lp is None else dataflow_lp, core=core, core_long=core_long,
                      dataflow_pl=dataflow_pl, core_pl=core_pl, pipelined=pipelined,
@@ -219,23 +225,26 @@ class TabulatedPath:
         P, D = rows.shape
         L = len(self.lw.names)
         buf = self.scratch
-        # The rows as int32, candidate-major [P, D] and layer-major [D, P] (converted first, then
-        # transposed: a transposing copy that also converts is twice as slow): per-layer columns are
-        # read from both, for the two layouts the tabulated path uses.
-        rows32 = buf("rows", (P, D), torch.int32).copy_(rows)
+        # The rows candidate-major [P, D] and layer-major [D, P] in the narrowest integer type that holds
+        # every knob's code (uint8 for most designs): per-layer columns are read from both layouts, and
+        # widened to int32 once read. Converted first, then transposed (a transposing copy that also
+        # converts is three times as slow); a uint8 transpose is ~4x faster than an int32 one (1.7
+        # against 7.2 ms at P = 8,192, D = 297, measured here).
+        narrow = buf("rows", (P, D), self.row_dtype).copy_(rows)
         # (a last row of zeros: the code of a schedule knob a layer does not have)
-        columns = buf("columns", (D + 1, P), torch.int32)
-        columns[:D].copy_(rows32.t())
+        columns = buf("columns", (D + 1, P), self.row_dtype)
+        columns[:D].copy_(narrow.t())
         columns[D].zero_()
+        column = lambda col: columns[col].to(torch.int32)  # noqa: E731
         zero = torch.zeros(P, dtype=torch.int32, device=self.device)
-        code = {name: zero if col is None else columns[col] for name, col in self.hw_cols.items()}
-        node = zero if self.node_col is None else columns[self.node_col]
+        code = {name: zero if col is None else column(col) for name, col in self.hw_cols.items()}
+        node = zero if self.node_col is None else column(self.node_col)
         d = self.row_decoding
         grid = code["grid_rows"] * self.n_choices["grid_cols"] + code["grid_cols"]
 
         def per_layer(cols, span, name):  # [P, L] (a view when the columns are consecutive) and [L, P]
-            pl = rows32[:, span] if span is not None else rows32.index_select(1, cols)
-            return pl, torch.index_select(columns, 0, cols, out=buf(name, (L, P), torch.int32))
+            pl = narrow[:, span] if span is not None else narrow.index_select(1, cols)
+            return pl, buf(name, (L, P), torch.int32).copy_(torch.index_select(columns, 0, cols, out=buf(f"{name}.narrow", (L, P), columns.dtype)))
 
         if d["dataflow_cols"] is None:
             dataflow_pl = d["dataflow_codes"][0].expand(P, L)
@@ -254,11 +263,11 @@ class TabulatedPath:
             core_pl, core = d["round_robin"].index_select(0, grid), None
         else:
             core_pl, core = zero[:, None].expand(P, L), None
-        pipelined = d["pipelined"][0].expand(P) if d["mode_col"] is None else d["pipelined"].index_select(0, columns[d["mode_col"]])
-        schedule = self._schedule_codes(columns, L, P)
+        pipelined = d["pipelined"][0].expand(P) if d["mode_col"] is None else d["pipelined"].index_select(0, column(d["mode_col"]))
+        schedule = self._schedule_codes(columns, L, P, buf)
         k = self.coded(code, node, dataflow_pl, core_pl, pipelined, None, dataflow_lp=dataflow.to(torch.int32).contiguous(), core_lp=core,
                        schedule=schedule)
-        return self._with_chiplet(k, lambda name: columns[self.model.chiplets.cols[name]])
+        return self._with_chiplet(k, lambda name: column(self.model.chiplets.cols[name]))
 
     # --- buffers -----------------------------------------------------------------------------------
     def scratch(self, tag: str, shape: tuple, dtype: torch.dtype) -> torch.Tensor:
@@ -273,7 +282,7 @@ class TabulatedPath:
         key = (tag, shape, dtype)
         out = store.get(key)
         if out is None:
-            if len(store) > 64:  # population sizes come and go: keep a few sizes' buffers only
+            if len(store) > 256:  # population sizes come and go: keep a few sizes' buffers only (~40 per size with fusion)
                 store.clear()
             out = store[key] = torch.empty(shape, dtype=dtype, device=self.device)
         return out
@@ -320,14 +329,9 @@ class TabulatedPath:
                 cycles["array"] = gather(table["array"], k.hw * T["Bw"] + k.bw, T["U"] * T["Bw"], self.fresh("array", (L, P), self.dtype))
             else:  # no vector work: no vector cycles, and the array's cycles are the layer's
                 cycles["vector"], cycles["array"] = torch.zeros_like(total), total.clone()
-        # "dram_energy", candidate-major [P, L]: entry (((key·L + l)·V + variant)·3 + dataflow)·R + resident.
-        rows = buf("index_pl", (P, L), torch.int32)
-        if variant is None:
-            torch.add(k.dataflow_pl, self.layer_lane * 3, out=rows)
-        else:
-            torch.add(variant.t(), self.layer_lane * V, out=rows).mul_(3).add_(k.dataflow_pl)
-        if R > 1:
-            rows.mul_(R).add_(resident.t().to(torch.int32))
+        # "dram_energy", candidate-major [P, L]: entry key·(L·V·3·R) + part, ``part`` transposed (one blocked
+        # int32 transpose: far cheaper than forming it again from the transposed variant and resident).
+        rows = buf("index_pl", (P, L), torch.int32).copy_(part.t())
         rows.add_(((k.hw * self.n_nodes + k.node.to(torch.int32)) * (L * V * 3 * R))[:, None])
         both = torch.index_select(table["dram_energy"], 0, rows.view(-1), out=buf("dram_energy", (P * L,), table["dram_energy"].dtype)).view(P, L)
         sums = both.sum(dim=1)  # DRAM bytes + i·energy
@@ -421,14 +425,16 @@ class TabulatedPath:
                           layers=layers)
 
     # --- fusion and splitting -------------------------------------------------------------------------
-    def _schedule_codes(self, columns: torch.Tensor, L: int, P: int) -> dict | None:
+    def _schedule_codes(self, columns: torch.Tensor, L: int, P: int, buf) -> dict | None:
         """The fusion and split codes ``[L, P]`` int32 (``fuse`` bool) read from the rows' columns
-        (``columns[D]`` is zeros), as :meth:`DesignSpace._fusion_fields` reads them."""
+        (``columns[D]`` is zeros, and the column of every layer without a fusable boundary), as
+        :meth:`DesignSpace._fusion_fields` reads them."""
         space, cols, out = self.space, getattr(self, "schedule_cols", None), {}
-        read = lambda name: columns.index_select(0, cols[name])  # noqa: E731
+        narrow = lambda name: torch.index_select(columns, 0, cols[name], out=buf(f"codes.{name}.narrow", (L, P), columns.dtype))  # noqa: E731
+        read = lambda name: buf(f"codes.{name}", (L, P), torch.int32).copy_(narrow(name))  # noqa: E731  (int32, as the plan reads them)
         if space.fusion:
             fusable = space.lowered.fusable.to(self.device)[:, None]
-            out["fuse"] = fusable.expand(L, P) if space.design.schedule.fusion == "all" else read("fuse").ne(0).logical_and_(fusable)
+            out["fuse"] = fusable.expand(L, P) if space.design.schedule.fusion == "all" else torch.ne(narrow("fuse"), 0, out=buf("codes.fused", (L, P), torch.bool))
             out["tile"] = read("tile")
         if space.splitting:
             out["split"] = read("split").mul_(len(space.design.schedule.split_axis)).add_(read("axis"))
