@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from codesign.design import parse_design
+from codesign.model.evaluation import operational_kg
 from codesign.model.evaluator import build_evaluator
 from codesign.workload.hf_config import parse_config
 
@@ -132,6 +133,8 @@ def test_serve_is_one_prefill_and_output_tokens_decode_steps(folder):
     assert torch.allclose(s["tpot_s"], decoding / 3) and torch.allclose(s["latency_s"], p["latency_s"] + decoding)
     assert torch.allclose(s["energy_j"], p["energy_j"] + sum(m["energy_j"] for m in d))
     assert torch.allclose(s["tokens_per_s"], 2 * 3 / s["latency_s"])
+    # the request's operational carbon, not its last decode step's
+    assert torch.allclose(s["carbon_operational_kg"], operational_kg(s["energy_j"], s["latency_s"], space.design.carbon))
     assert (d[0]["latency_s"] <= d[2]["latency_s"]).all() and (d[0]["latency_s"] < d[2]["latency_s"]).any()
     assert torch.equal(s["cost_usd"], d[0]["cost_usd"])
     assert space.workload.graph["llm"]["kv_cache_bytes"] == 2 * 4 * 2 * 32 * 131 * 2 * 2  # the cache at the last step

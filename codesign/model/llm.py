@@ -31,7 +31,7 @@ import torch
 
 from codesign.errors import DesignError
 from codesign.model.analytical import AnalyticalModel
-from codesign.model.evaluation import Evaluation
+from codesign.model.evaluation import Evaluation, operational_kg
 from codesign.space import DesignSpace
 from codesign.vocab import LLM_METRICS, METRICS
 from codesign.workload.hf_config import LLMConfig
@@ -135,7 +135,8 @@ class LLMModel:
             total = prefill["latency_s"] + decoding
             spent = prefill["energy_j"] + sum(w * m["energy_j"] for m, w in parts)
             out.update(latency_s=total, energy_j=spent, power_w=spent / total, ttft_s=prefill["latency_s"], tpot_s=decoding / n,
-                       tokens_per_s=B * n / total, energy_per_token_j=spent / (B * n))
+                       tokens_per_s=B * n / total, energy_per_token_j=spent / (B * n),
+                       carbon_operational_kg=operational_kg(spent, total, self.step.carbon))  # the request's, not its last step's
         gib = dram_gib.to(latency)
         out["cost_usd"] = step["cost_usd"] + dram_cost_usd(gib, self.dram_kind)
         weights = torch.full_like(latency, float(info["weight_bytes"]))
