@@ -335,6 +335,9 @@ def batched_seconds_per_layer(rows) -> float:
     df = torch.tensor([{"ws": WS, "os": OS, "is": IS}[d] for d in rows["dataflow"]])
     conv = torch.tensor((rows["kind"] != "gemm").to_numpy()) & torch.tensor((rows["filt_h"] > rows["stride"]).to_numpy())
     bw = torch.nan_to_num(t("bw_words_per_cycle"), nan=float("inf"))
+    gemm = torch.tensor((rows["kind"] == "gemm").to_numpy())
+    reach = torch.where(gemm, 0.0, torch.div(t("filt_h") - 1, t("stride"), rounding_mode="floor") * t("ofmap_w")
+                        + torch.div(t("filt_w") - 1, t("stride"), rounding_mode="floor"))
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
@@ -342,7 +345,7 @@ def batched_seconds_per_layer(rows) -> float:
         cc = compute_cycles(m, n, k, h, w, df)
         stall_bound_cycles(m, n, k, h, w, df, compute=cc, ifmap_words=t("ifmap_sram_kB") * 1024,
                            filter_words=t("filter_sram_kB") * 1024, ofmap_words=t("ofmap_sram_kB") * 1024, bw_words=bw,
-                           out_cols=t("ofmap_w"), overlap=conv, stride=t("stride"))
+                           out_cols=t("ofmap_w"), overlap=conv, stride=t("stride"), reach=reach)
         best = min(best, time.perf_counter() - t0)
     return best / len(rows)
 

@@ -132,3 +132,65 @@ def test_operand_that_fits_half_the_buffer_is_never_refetched(m, n, k, h, w, df)
     (ki, _, _), (kf, _, _) = operand_prefetches(t(m), t(n), t(k), t(h), t(w), torch.tensor(CODES[df]),
                                                  ifmap_words=words, filter_words=words)
     assert ki.item() == 0 and kf.item() == 0
+
+
+# --- IS ifmap of a convolution against a replay of SCALE-Sim's read buffer ----------------------
+def _replay_is_ifmap(ih, iw, r, s, c, stride, h, w, words, distinct=False):
+    """Prefetches SCALE-Sim 3.0.0 issues for an IS conv's ifmap: its im2col addresses
+    (``operand_matrix.calc_ifmap_elem_addr``), fetch list (``create_ifmap_prefetch_mat``), sets of
+    ``⌈S/100⌉`` entries that hold addresses (``read_buffer.prepare_hashed_buffer``), demand tile by
+    tile, last row first (``create_ifmap_demand_mat``), and a slide per address found in no set of the
+    window (``service_reads``, ``new_prefetch``). ``distinct``: every entry its own address."""
+    import math
+
+    import numpy as np
+
+    q = (iw - s) // stride + 1
+    pix = np.arange(((ih - r) // stride + 1) * q)[:, None]
+    col = np.arange(r * s * c)[None, :]
+    (oy, ox), (kr, rest) = np.divmod(pix, q), np.divmod(col, s * c)
+    ks, kc = np.divmod(rest, c)
+    trans = (((oy * stride + kr) * iw + ox * stride + ks) * c + kc).T  # K × M
+    if distinct:
+        trans = np.arange(trans.size).reshape(trans.shape)
+    folds = [trans[:, f:f + w] for f in range(0, trans.shape[1], w)]
+    eps = math.ceil(words / 100)
+    n_sets = trans.size // eps + 1
+    active = min(math.ceil(math.ceil(words / 2) / eps), n_sets)
+    slide = min(math.ceil((words - math.ceil(words / 2)) / eps), n_sets - active)
+    where: dict = {}
+    for i, addr in enumerate(np.concatenate([f.reshape(-1) for f in folds]).tolist()):
+        where.setdefault(addr, set()).add(i // eps)
+    start, count = 0, 0
+    for fold in folds:
+        for top in range(0, trans.shape[0], h):
+            for row in fold[top:top + h][::-1]:
+                for addr in row.tolist():
+                    while not any((x - start) % n_sets < active for x in where[addr]):
+                        start, count = (start + slide) % n_sets, count + 1
+    return count
+
+
+@pytest.mark.parametrize("ih, iw, r, s, c, stride, h, w, words", [
+    (18, 18, 5, 5, 4, 1, 16, 64, 8192),     # odd 5×5 at stride 1: reach 60 < W
+    (18, 18, 5, 5, 16, 1, 16, 64, 16384),
+    (37, 37, 7, 7, 2, 2, 32, 64, 4096),     # odd 7×7 at stride 2: reach 51
+    (16, 16, 3, 3, 8, 1, 8, 32, 4096),      # VGG-like 3×3: reach 30
+    (23, 17, 7, 1, 8, 1, 16, 128, 8192),    # 7×1: reach 102
+    (33, 33, 3, 3, 8, 2, 16, 32, 4096),     # strided 3×3: reach 17
+])
+def test_is_conv_ifmap_prefetches_follow_scalesim_read_buffer(ih, iw, r, s, c, stride, h, w, words):
+    """Where no fold's first pixel recurs in a later fold (``reach < W``), every row left behind the window still
+    wraps: the tile walk counts the prefetches of the same list with distinct words exactly, and SCALE-Sim's (its
+    lap may stop early at an earlier fold's copy of the word) at most 5 % fewer (docs/model.md, "Memory traffic
+    and stalls")."""
+    p, q = (ih - r) // stride + 1, (iw - s) // stride + 1
+    reach = (r - 1) // stride * q + (s - 1) // stride
+    assert reach < w
+    t = lambda v: torch.tensor([float(v)], dtype=torch.float64)  # noqa: E731
+    (k_ifmap, _, _), _ = operand_prefetches(t(p * q), t(8), t(r * s * c), t(h), t(w), torch.tensor([IS]),
+                                            ifmap_words=t(words), filter_words=t(1e6), out_cols=t(q),
+                                            overlap=torch.tensor([r > stride]), stride=t(stride), reach=t(reach))
+    assert k_ifmap.item() == _replay_is_ifmap(ih, iw, r, s, c, stride, h, w, words, distinct=True)
+    scalesim = _replay_is_ifmap(ih, iw, r, s, c, stride, h, w, words)
+    assert scalesim <= k_ifmap.item() <= 1.05 * scalesim

@@ -72,6 +72,9 @@ class LayerFormulas:
         self.out_cols = torch.tensor([float(layer.Q) for layer in layers], dtype=dtype, device=device)
         self.overlap = torch.tensor([layer.op == "conv" and layer.R > layer.stride for layer in layers], device=device)
         self.stride = torch.tensor([float(layer.stride) for layer in layers], dtype=dtype, device=device)
+        # Output pixels between two im2col reads of one input word, at most (0 for a GEMM).
+        self.reach = torch.tensor([float((layer.R - 1) // layer.stride * layer.Q + (layer.S - 1) // layer.stride)
+                                   if layer.op == "conv" else 0.0 for layer in layers], dtype=dtype, device=device)
         self.precision = int(lw.precision_bytes.max().item())
         # One word size for all layers (the usual case) keeps the stall model's buffer terms [P, 1].
         uniform = bool((lw.precision_bytes == self.precision).all())
@@ -161,7 +164,7 @@ class LayerFormulas:
         words = sram_kib * 1024.0 / lw.precision_bytes
         return stall_terms(m, lw.gemm_n if n is None else n, lw.gemm_k, H, W, df, ifmap_words=words * self.split[0],
                            filter_words=words * self.split[1], out_cols=self.out_cols, overlap=self.overlap,
-                           stride=self.stride)
+                           stride=self.stride, reach=self.reach)
 
     def total_cycles(self, t: dict, H, W, df, *, m, groups, bytes_per_cycle, terms, n=None) -> torch.Tensor:
         """Cycles of each layer: :meth:`array_cycles`, bounded by the vector unit (:meth:`with_vector`)."""

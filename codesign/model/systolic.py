@@ -280,6 +280,11 @@ def prefetches_repeated_blocks(entries, blocks, repeats, block, jump, words, las
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
+#: Wraps within one tile that :func:`_tile_walk` follows: a tile spanning more entries than the
+#: window (a 128×128 tile against an 8,200-entry window of 16 kB) wraps once per window it spans.
+TILE_WRAPS = 64
+
+
 def _tile_walk(rows_dim, cols_dim, h, w, R, A, Pf, eps):
     """Prefetches of a flipped-tile operand followed tile by tile, and whether all its tiles were.
 
@@ -303,9 +308,11 @@ def _tile_walk(rows_dim, cols_dim, h, w, R, A, Pf, eps):
         ahead = torch.clamp(torch.ceil((torch.floor((base + unread * cols - 1) / eps) - start - A + 1) / Pf), min=0.0)
         ahead = torch.where(unread > 0, ahead, 0.0)
         start, k = start + ahead * Pf, k + ahead
-        for _ in range(3):  # wraps within the tile
+        for _ in range(TILE_WRAPS):  # wraps within the tile, until none is left
             row = torch.minimum(torch.floor((start * eps - 1 - base) / cols), unread - 1)
             wrap = row >= 0
+            if not bool(wrap.any()):
+                break
             new = start - R + Pf * torch.ceil((torch.floor((base + row * cols) / eps) - A + 1 - start + R) / Pf)
             on = torch.clamp(torch.ceil((torch.floor((base + (row + 1) * cols - 1) / eps) - new - A + 1) / Pf), min=0.0)
             k = k + torch.where(wrap, (new - start + R) / Pf + on, 0.0)
@@ -349,7 +356,8 @@ def prefetches_flipped_tiles(entries, tile, words, rescued=None, settles=None, w
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
-def operand_prefetches(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, out_cols=None, overlap=None, stride=None):
+def operand_prefetches(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, out_cols=None, overlap=None, stride=None,
+                       reach=None):
     """``((K_ifmap, A_i, Pf_i), (K_filter, A_f, Pf_f))``: SCALE-Sim prefetch counts of one GEMM.
 
     Per dataflow (``Sr × Sc`` folds, fc outer, fr inner):
@@ -362,7 +370,9 @@ def operand_prefetches(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, ou
 
     Each pattern is evaluated once, on the operand that follows it for each element's dataflow.
     ``out_cols`` (``Q``), ``overlap`` (the kernel is taller than the stride: input words repeat in
-    the im2col matrix) and ``stride`` describe a convolution; leave them out for a GEMM.
+    the im2col matrix), ``stride`` and ``reach`` (``⌊(R−1)/stride⌋·Q + ⌊(S−1)/stride⌋``: how many
+    output pixels further on an input word is read again, at most) describe a convolution; leave
+    them out for a GEMM.
     """
     row_folds, col_folds = folds(m, n, k, h, w, dataflow)
     ifmap_entries, filter_entries = m * k, k * n
@@ -391,7 +401,13 @@ def operand_prefetches(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, ou
         rescued = near & (out_cols >= w)
         if stride is not None:  # (seen with half a window to spare, not at the edge)
             settles = is_ & overlap & (2 * out_cols * k <= A * eps) & (out_cols < w) & (stride == 1)
-    distinct = ~is_ if overlap is None else ~(is_ & overlap)  # an IS conv's im2col ifmap repeats words
+    # An IS conv's im2col ifmap repeats words. A read behind the window costs a wrap unless the word
+    # recurs ahead of it; a fold's first pixel recurs only in earlier folds when ``reach < W``, and the
+    # first word of every row is asked for first, so such a conv wraps as if its words were distinct.
+    if reach is not None:
+        distinct = ~is_ | (reach < w)
+    else:
+        distinct = ~is_ if overlap is None else ~(is_ & overlap)
     tiles = prefetches_flipped_tiles(torch.where(is_, ifmap_entries, filter_entries), h * w,
                                      torch.where(is_, ifmap_words, filter_words), rescued, settles,
                                      (k, torch.where(is_, m, n), h, w, distinct))
@@ -409,7 +425,8 @@ def ofmap_writes(m, n, k, h, w, dataflow):
     return m * n * torch.where(dataflow == OS, torch.ones_like(row_folds), row_folds)
 
 
-def stall_terms(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, out_cols=None, overlap=None, stride=None):
+def stall_terms(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, out_cols=None, overlap=None, stride=None,
+                reach=None):
     """What the stall model needs of one GEMM besides bandwidth and buffer sizes: a tuple of
     ``(K_i, head_i, rate_i, K_f, head_f, rate_f, ofmap_writes)``.
 
@@ -420,14 +437,14 @@ def stall_terms(m, n, k, h, w, dataflow, *, ifmap_words, filter_words, out_cols=
     """
     (ki, ai, pfi), (kf, af, pff) = operand_prefetches(m, n, k, h, w, dataflow, ifmap_words=ifmap_words,
                                                        filter_words=filter_words, out_cols=out_cols, overlap=overlap,
-                                                       stride=stride)
+                                                       stride=stride, reach=reach)
     travel_i, travel_f = ki * pfi + ai, kf * pff + af
     return (ki, ai / travel_i, pfi / travel_i, kf, af / travel_f, pff / travel_f, ofmap_writes(m, n, k, h, w, dataflow))
 
 
 def stall_bound_cycles(m, n, k, h, w, dataflow, *, compute, ifmap_words, filter_words, ofmap_words, bw_words,
                        ifmap_from_dram=True, filter_from_dram=True, ofmap_to_dram=True, out_cols=None, overlap=None,
-                       stride=None, terms=None):
+                       stride=None, reach=None, terms=None):
     """Cycles of one GEMM with finite SRAM and DRAM bandwidth (SCALE-Sim 3.0.0's memory system).
 
     ``compute`` is :func:`compute_cycles`; the ``*_words`` are each operand buffer's size in words
@@ -444,7 +461,7 @@ def stall_bound_cycles(m, n, k, h, w, dataflow, *, compute, ifmap_words, filter_
     """
     if terms is None:
         terms = stall_terms(m, n, k, h, w, dataflow, ifmap_words=ifmap_words, filter_words=filter_words,
-                            out_cols=out_cols, overlap=overlap, stride=stride)
+                            out_cols=out_cols, overlap=overlap, stride=stride, reach=reach)
     ki, head_i, rate_i, kf, head_f, rate_f, writes = terms
     total = compute
     for count, head, rate, words, moved in ((ki, head_i, rate_i, ifmap_words, ifmap_from_dram),
