@@ -280,6 +280,9 @@ def prefetches_repeated_blocks(entries, blocks, repeats, block, jump, words, las
     return torch.where(streams, k, torch.zeros_like(k)), A, Pf
 
 
+#: Tiles of a flipped-tile operand that :func:`_tile_walk` follows (more: the chain of
+#: :func:`prefetches_flipped_tiles`).
+TILE_EVENTS = 256
 #: Wraps within one tile that :func:`_tile_walk` follows: a tile spanning more entries than the
 #: window (a 128×128 tile against an 8,200-entry window of 16 kB) wraps once per window it spans.
 TILE_WRAPS = 64
@@ -294,12 +297,12 @@ def _tile_walk(rows_dim, cols_dim, h, w, R, A, Pf, eps):
     ``−R`` mod ``Pf`` from the old one, that holds it, sliding on if the row runs past the end (a row
     across an edge: a wrap and a slide, and the row below wraps again). Exact for distinct addresses.
     """
-    whole = torch.ceil(cols_dim / w) * torch.ceil(rows_dim / h) <= STREAM_EVENTS
+    whole = torch.ceil(cols_dim / w) * torch.ceil(rows_dim / h) <= TILE_EVENTS
     (rows_dim, cols_dim, h, w, R, A, Pf, eps), inverse, shape = _distinct(
         whole & (R > A), rows_dim, cols_dim, h, w, R, A, Pf, eps)
     col_folds, row_folds, start, k = torch.ceil(cols_dim / w), torch.ceil(rows_dim / h), torch.zeros_like(R), 0.0 * R
     tiles = torch.nan_to_num(col_folds * row_folds)
-    for e in range(int(min(float(tiles.max()), STREAM_EVENTS)) if tiles.numel() else 0):
+    for e in range(int(min(float(tiles.max()), TILE_EVENTS)) if tiles.numel() else 0):
         fc = torch.floor(e / row_folds)
         fr = e - fc * row_folds
         cols = torch.where(fc == col_folds - 1, cols_dim - fc * w, w)
