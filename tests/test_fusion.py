@@ -88,6 +88,17 @@ def test_tabulated_equals_direct(seed):
         assert torch.equal(fast_path.layers[name], direct.layers[name])
 
 
+def test_decoded_candidates_give_the_bits_of_their_rows():
+    """Candidates evaluated from their values (what plug-ins and the API pass), with or without their
+    rows, get the same bits as the rows read directly (the plan reads their transposed codes)."""
+    rows = random_rows(SPACE, 64, seed=5)
+    c = SPACE.decode(rows)
+    want = MODEL.evaluate_rows(rows)
+    for got in (MODEL.evaluate(c), MODEL.evaluate(c, rows=rows)):
+        for name, value in want.metrics.items():
+            assert torch.equal(got.metrics[name], value), name
+
+
 @given(seed=seeds)
 @fast
 def test_fusing_never_increases_dram_traffic(seed):
