@@ -282,7 +282,9 @@ class TabulatedPath:
         key = (tag, shape, dtype)
         out = store.get(key)
         if out is None:
-            if len(store) > 256:  # population sizes come and go: keep a few sizes' buffers only (~40 per size with fusion)
+            # Population sizes come and go: keep a few sizes' buffers only (about 50 per size with fusion and
+            # splitting: a chunk and its remainder fit; on cuda a size's buffers can take GBs).
+            if len(store) > 128:
                 store.clear()
             out = store[key] = torch.empty(shape, dtype=dtype, device=self.device)
         return out
