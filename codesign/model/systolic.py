@@ -185,9 +185,10 @@ def _distinct(live, *xs):
     few arrays and buffers), and skips the rows it is not needed for."""
     cols = torch.broadcast_tensors(*(torch.as_tensor(x, dtype=torch.float64).detach() * live for x in xs))
     table = torch.stack([x.reshape(-1) for x in cols], dim=1)
-    odd = torch.tensor([0x1E3779B97F4A7C15 + 2 * i for i in range(len(xs))])  # rows hashed to an int64 (wrapping)
+    device = table.device
+    odd = torch.tensor([0x1E3779B97F4A7C15 + 2 * i for i in range(len(xs))], device=device)  # rows hashed to an int64 (wrapping)
     _, inverse = torch.unique((table.view(torch.int64) * odd).sum(1), return_inverse=True)
-    first = torch.full((len(inverse),), len(inverse)).scatter_reduce(0, inverse, torch.arange(len(inverse)), "amin")
+    first = torch.full((len(inverse),), len(inverse), device=device).scatter_reduce(0, inverse, torch.arange(len(inverse), device=device), "amin")
     first = first[first < len(inverse)]
     if not torch.equal(table[first][inverse], table):  # a collision: sort the rows instead
         table, inverse = torch.unique(table, dim=0, return_inverse=True)
