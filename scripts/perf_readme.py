@@ -108,6 +108,12 @@ def render(search: dict | None, evals: dict | None, storage: dict | None) -> str
         if "cuda" not in evals["results"]:
             out.append("| cuda | — | | *pending: no GPU machine was available; `bench_eval.py --device cuda` is ready* | | | |")
         out.append("")
+        if "cuda_run" in evals:
+            run = evals["cuda_run"]
+            out.append(f"The cuda row was measured on {run['machine'].get('gpu', 'a GPU')} ({machine_line(run['machine'])}), "
+                       f"{run['dtype']}, `{run['command']}`; a population past the best one runs slower end to end "
+                       f"(its rows and metrics dominate) while the model alone keeps getting faster.")
+            out.append("")
     if storage:
         r = storage["results"]
         j, w, q = r["journal, optuna add_trial"], r["journal, codesign TrialWriter"], r["sqlite, optuna add_trial"]
