@@ -78,11 +78,13 @@ def write_design(folder: Path, name: str = "design.toml", **kwargs) -> Path:
     return path
 
 
-def default_sighup() -> None:
-    """``preexec_fn`` of a child the test signals: SIGHUP at its default, as in a terminal. A test run under
-    nohup passes SIGHUP ignored on to its children, and codesign keeps an ignored SIGHUP ignored (nohup's
-    promise), so the child would not stop."""
+def terminal_signals() -> None:
+    """``preexec_fn`` of a child the test signals: SIGHUP and SIGINT at their defaults, as for a command run
+    in a terminal. A test run under nohup passes SIGHUP ignored on to its children, and one run as a
+    background job of a shell without job control (``cmd &`` in a script) passes SIGINT ignored; codesign
+    keeps an ignored signal ignored (what nohup and the shell promise), so the child would not stop."""
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def cli(capsys, *argv) -> tuple[int, str, str]:

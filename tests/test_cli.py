@@ -19,7 +19,8 @@ import torch
 
 from codesign.cli import main
 from codesign.vocab import ENERGY_COLUMNS
-from tests.helpers import DESIGNS, POPULATION, assert_one_error, cli, small_design_text, snapshot, stored_trials, write_design
+from tests.helpers import (DESIGNS, POPULATION, assert_one_error, cli, small_design_text, snapshot, stored_trials, terminal_signals,
+                           write_design)
 
 CHIPLET = DESIGNS / "edge_resnet18_chiplet_cost.toml"
 OUTPUTS = ("trials.csv", "front.csv", "front.png", "summary.json")
@@ -507,7 +508,8 @@ def test_interrupt_keeps_finished_trials_and_resumes(capsys, tmp_path):
     total = 20 * POPULATION
     argv = ["explore", design, "--trials", total, "--seed", "5", "--out", out, "--no-progress"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codesign", *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "codesign", *map(str, argv)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=terminal_signals,
     )
     journal = out / "study.journal"
     deadline = time.monotonic() + 60

@@ -20,7 +20,7 @@ from codesign.oracles.base import Oracle, OracleCache, OracleJobError, OracleSto
 from codesign.oracles.command import CommandOracle
 from codesign.oracles.emulated import EmulatedOracle
 from codesign.oracles.process import CEILING_S, FLOOR_S, running_pids, scaled_timeout
-from tests.helpers import default_sighup, write_design
+from tests.helpers import terminal_signals, write_design
 
 ROOT = Path(__file__).resolve().parents[1]
 HW = dict(array_h=8, array_w=8, dataflow="os", ifmap_sram_bytes=16384.0, filter_sram_bytes=16384.0, ofmap_sram_bytes=8192.0, bandwidth=10.0)
@@ -216,7 +216,7 @@ def test_a_signal_to_an_oracle_run_kills_the_simulator_and_its_child(tmp_path, s
            "CODESIGN_ORACLE_WORKERS": str(workers)}
     proc = subprocess.Popen([sys.executable, "-m", "codesign", "explore", str(design), "--oracle", "slowsim:Slow", "--oracle-budget", "12",
                              "--out", str(out), "--device", "cpu", "--no-progress"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sighup)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=terminal_signals)
     try:
         end = time.monotonic() + 120
         while len(recorded_pids(pids)) < 2 * workers and time.monotonic() < end and proc.poll() is None:

@@ -17,7 +17,7 @@ import pytest
 
 import codesign.runs.explore as explore_module
 import codesign.runs.outputs as outputs_module
-from tests.helpers import DESIGNS, POPULATION, cli, default_sighup, stored_trials, write_design
+from tests.helpers import DESIGNS, POPULATION, cli, terminal_signals, stored_trials, write_design
 
 OUTPUTS = ("trials.csv", "front.csv", "front.png", "summary.json")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -25,10 +25,21 @@ LONG = 2000 * POPULATION  # far more than a test waits for (about 10 s of search
 
 
 
+@pytest.fixture(autouse=True)
+def terminal_sigint():
+    """SIGINT handled as in a terminal (KeyboardInterrupt) while a test runs here: a test run as a background
+    job of a script (``pytest &``) inherits SIGINT ignored, and codesign keeps an ignored signal ignored."""
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _start(design: Path, out: Path, total: int) -> subprocess.Popen:
     argv = ["explore", str(design), "--trials", str(total), "--seed", "5", "--out", str(out), "--no-progress"]
     return subprocess.Popen([sys.executable, "-m", "codesign", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_sighup)
+                            preexec_fn=terminal_signals)
 
 
 def _wait_for_stored_batches(proc: subprocess.Popen, out: Path, size: int) -> None:
