@@ -68,7 +68,7 @@ def dashboard_app(out: str | Path):
 
 
 def serve(out: str | Path, *, host: str, port: int, say) -> None:
-    """Serve the run's dashboard at ``http://host:port/`` until interrupted."""
+    """Serve the run's dashboard at ``http://host:port/`` until Ctrl-C (then return: nothing to keep or resume)."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     class Quiet(WSGIRequestHandler):
@@ -83,5 +83,7 @@ def serve(out: str | Path, *, host: str, port: int, say) -> None:
     say(f"optuna-dashboard of {out} at http://{host}:{server.server_port}/dashboard (Ctrl-C stops it)")
     try:
         server.serve_forever()
+    except KeyboardInterrupt:
+        say("dashboard stopped")
     finally:
         server.server_close()
