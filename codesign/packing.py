@@ -20,6 +20,7 @@ same: :meth:`PackedForm.row` takes each knob from the params first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -116,6 +117,12 @@ class PackedForm:
         if values is not None and len(values) == len(cols):
             return values
         return [trial.params.get(self.knobs[i].name) for i in cols]
+
+
+def stored_key(trial: TrialLike) -> str:
+    """A stored trial's knobs as one string (its params and packed families): equal for equal stored
+    designs, whichever codesign wrote them; what a check for unmarked repeats compares."""
+    return json.dumps([trial.params, trial.user_attrs.get(SCHEDULE_ATTR)], sort_keys=True)
 
 
 def _size(knob: KnobLike) -> int:

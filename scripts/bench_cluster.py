@@ -44,6 +44,7 @@ from bench_eval import machine_info  # noqa: E402
 from codesign import api  # noqa: E402
 from codesign.design import load_design  # noqa: E402
 from codesign.oracles.emulated import EmulatedOracle  # noqa: E402
+from codesign.packing import stored_key  # noqa: E402
 from codesign.runs.oracle import explore_with_oracle  # noqa: E402
 from codesign.search.surrogate_loop import LoopSettings  # noqa: E402
 from tests.servers import Postgres, find_initdb  # noqa: E402
@@ -138,7 +139,7 @@ def bench_coordinators(folder: Path, pg: Postgres, trials: int, n: int, say) -> 
     stored = optuna.load_study(study_name="codesign", storage=url).get_trials(deepcopy=False)
     seen, unmarked = set(), 0
     for t in sorted(stored, key=lambda t: t.number):
-        key = json.dumps(t.params, sort_keys=True)
+        key = stored_key(t)
         unmarked += key in seen and "duplicate_of" not in t.user_attrs
         seen.add(key)
     refusals = [err.strip().splitlines()[-1] for (_, err), code in zip(results, codes) if code == 2]

@@ -48,18 +48,25 @@ FUSED = ROOT / "designs" / "bench_resnet50_16core_fused.toml"
 OUT = ROOT / "docs" / "perf"
 
 
-def search_front(path: Path, trials: int, seed: int) -> dict:
-    """The feasible front of one joint search: objective values ``[n, m]`` and the trials' count."""
-    design = load_design(path)
+def joint_search(design, trials: int, seed: int) -> tuple:
+    """One joint search of ``design`` in memory: its space, evaluator, the searched rows ``[n, D]``, their
+    metrics ``[n, M]`` and the search's seconds (also what ``chiplet_front.py`` searches with)."""
     space = DesignSpace.from_design(design)
     evaluator = Evaluator(space)
-    objectives = list(design.objectives.minimize)
-    study = optuna.create_study(directions=["minimize"] * len(objectives))
+    study = optuna.create_study(directions=["minimize"] * len(design.objectives.minimize))
     started = time.perf_counter()
     run_search(space, evaluator, study, n_trials=trials, seed=seed, say=lambda _: None)
     seconds = time.perf_counter() - started
-    rows = torch.tensor([space.encode(t.params) for t in study.trials if t.params], dtype=torch.long)
+    rows = torch.tensor([r for r in map(space.packed.row, study.trials) if r is not None], dtype=torch.long)
     values, _ = evaluator.evaluate_rows(rows)
+    return space, evaluator, rows, values, seconds
+
+
+def search_front(path: Path, trials: int, seed: int) -> dict:
+    """The feasible front of one joint search: objective values ``[n, m]`` and the trials' count."""
+    design = load_design(path)
+    objectives = list(design.objectives.minimize)
+    space, evaluator, rows, values, seconds = joint_search(design, trials, seed)
     names = evaluator.metric_names
     ok = feasible_mask(values, names, dict(design.constraints))
     points = values[ok][:, [names.index(o) for o in objectives]]
@@ -94,7 +101,7 @@ def fastest(overrides: dict, trials: int, seed: int = 0) -> dict:
     study = optuna.create_study(directions=["minimize"])
     run_search(space, evaluator, study, n_trials=trials, seed=seed, say=lambda _: None)
     best = min((t for t in study.trials if t.values), key=lambda t: t.values[0])
-    row = torch.tensor([space.encode(best.params)], dtype=torch.long)
+    row = torch.tensor([space.packed.row(best)], dtype=torch.long)
     values, _ = evaluator.evaluate_rows(row)
     metrics = dict(zip(evaluator.metric_names, values[0].tolist()))
     clock = space.design.hardware.clock_ghz[0] * 1e9

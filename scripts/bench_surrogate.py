@@ -144,8 +144,8 @@ def nsga_on_oracle(space, oracle, n_trials: int, seed: int, population: int, dev
     for t in study.get_trials(deepcopy=False):
         if t.state != optuna.trial.TrialState.COMPLETE or "duplicate_of" in t.user_attrs:
             continue
-        out.append(t.params)
-    rows = space.canonical(torch.tensor([space.encode(p) for p in out], dtype=torch.long))
+        out.append(space.packed.row(t))
+    rows = space.canonical(torch.tensor(out, dtype=torch.long))
     rows = torch.unique(rows, dim=0)
     values, errors = evaluator.evaluate_rows(rows)  # cached: no new oracle work
     frame = pd.DataFrame(values, columns=names)

@@ -22,21 +22,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import optuna
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench_fusion import joint_search  # noqa: E402
 from codesign.design import load_design, parse_design  # noqa: E402
-from codesign.model.evaluator import Evaluator  # noqa: E402
-from codesign.search.driver import run_search  # noqa: E402
 from codesign.search.pareto import dominated_by, hypervolume, nondominated_mask, reference_point  # noqa: E402
-from codesign.space import DesignSpace  # noqa: E402
 
 DESIGN = ROOT / "designs" / "chiplet_question.toml"
 OUT = ROOT / "docs" / "perf"
@@ -45,16 +42,8 @@ SHOWN = ("pe_rows", "pe_cols", "sram_kib", "dram_gbps", "noc_link_gbps", "dies",
 
 def search_front(design, trials: int, seed: int) -> dict:
     """The front of one joint search: objective values ``[n, 2]`` and each point's hardware."""
-    space = DesignSpace.from_design(design)
-    evaluator = Evaluator(space)
     objectives = list(design.objectives.minimize)
-    study = optuna.create_study(directions=["minimize"] * len(objectives))
-    started = time.perf_counter()
-    run_search(space, evaluator, study, n_trials=trials, seed=seed, say=lambda _: None)
-    seconds = time.perf_counter() - started
-    row_of = space.packed.row if hasattr(space, "packed") else (lambda t: space.encode(t.params) if t.params else None)
-    rows = torch.tensor([r for r in map(row_of, study.trials) if r is not None], dtype=torch.long)
-    values, _ = evaluator.evaluate_rows(rows)
+    space, evaluator, rows, values, seconds = joint_search(design, trials, seed)
     names = evaluator.metric_names
     points = values[:, [names.index(o) for o in objectives]]
     keep = nondominated_mask(points)

@@ -37,6 +37,10 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from codesign.packing import stored_key  # noqa: E402  (how a trial's knobs are stored: params and packed lists)
+
 DESIGN = ROOT / "designs" / "bench_resnet50_16core.toml"
 JOURNAL = "study.journal"
 BLOCK = b'"system_attr":{"codesign:block":'
@@ -99,7 +103,7 @@ def leftovers(out: Path) -> list[str]:
 
 
 def key(t) -> tuple:
-    return t.number, t.state, tuple(sorted(t.params.items())), tuple(t.values or ())
+    return t.number, t.state, stored_key(t), tuple(t.values or ())
 
 
 def wait_for_growth(proc: subprocess.Popen, path: Path, timeout_s: float = 120.0) -> None:

@@ -24,7 +24,7 @@ from codesign import api
 from codesign.design import load_design
 from codesign.errors import ArgumentError, DesignError
 from codesign.oracles.emulated import EmulatedOracle
-from codesign.packing import SCHEDULE_ATTR
+from codesign.packing import SCHEDULE_ATTR, stored_key
 from codesign.runs.oracle import explore_with_oracle
 from codesign.search import lease
 from codesign.search.storage import STUDY_NAME, open_storage, open_study
@@ -80,7 +80,7 @@ def unmarked_duplicates(trials: list[optuna.trial.FrozenTrial]) -> int:
     """Trials that repeat an earlier trial's design without saying so (``duplicate_of``)."""
     seen, unmarked = set(), 0
     for t in sorted(trials, key=lambda t: t.number):
-        key = json.dumps([t.params, t.user_attrs.get(SCHEDULE_ATTR)], sort_keys=True)
+        key = stored_key(t)
         if key in seen and "duplicate_of" not in t.user_attrs:
             unmarked += 1
         seen.add(key)

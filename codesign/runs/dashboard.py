@@ -5,8 +5,9 @@ scalar knobs as parameters, the per-layer knobs and metrics as user attributes. 
 with the front do not fit a co-design run:
 
 * it finds the Pareto front of three or more objectives by comparing each complete trial with
-  every other until one dominates it (``optuna_dashboard._pareto_front``, marked as a TODO there):
-  tens of millions of Python comparisons at 10,000 trials, minutes for every load of the study page;
+  every other until one dominates it (``optuna_dashboard._pareto_front``, which notes there that
+  NSGA-II's fast non-dominated sort would do better): tens of millions of Python comparisons at
+  10,000 trials, minutes for every load of the study page;
 * that front ignores the budgets, so infeasible designs sit on it.
 
 This command serves the same application with that one function replaced by the run's front:
