@@ -215,19 +215,17 @@ def test_closed_form_against_a_tile_by_tile_schedule_by_hand():
     no such wait of its own, but reads B's real tiles, which came later: it ends at 782, the same 50
     later. With the consumer the slower (B and C of 400 cycles after A of 200) the two agree: B 116 → 516,
     C 332 → 732 (C's last tile after B's: 516 + 16 + 100 = 632 < 332 + 400)."""
-    from types import SimpleNamespace
 
     from codesign.model.fusion import first_share, stack_terms
     from codesign.model.schedule import list_schedule_lp
 
-    ft = SimpleNamespace(fusable=[1, 2], fusable_index=torch.tensor([1, 2]), producer_index=torch.tensor([0, 1]))
     T, halo = torch.full((2, 1), 4.0, dtype=torch.float64), torch.full((2, 1), 0.25, dtype=torch.float64)  # ⌈0.25 · 4⌉ = 1 halo tile
 
     def closed_form(cycles):
         cycles = torch.tensor(cycles, dtype=torch.float64)[:, None]
         transfer, latency = torch.full((2, 1), 40.0, dtype=torch.float64), torch.full((2, 1), 8.0, dtype=torch.float64)
         inv = 1.0 / T
-        stack = stack_terms(ft, torch.ones(2, 1, dtype=torch.bool), first_share(halo, T, inv), inv, cycles, transfer, latency)
+        stack = stack_terms([1, 2], torch.ones(2, 1, dtype=torch.bool), first_share(halo, T, inv), inv, cycles, transfer, latency)
         start, finish = list_schedule_lp(cycles, torch.tensor([[0], [1], [2]]), transfer, [[], [(0, 0)], [(1, 1)]], 3, stack=stack)
         return start[:, 0].tolist(), finish[:, 0].tolist()
 

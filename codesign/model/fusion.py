@@ -36,16 +36,20 @@ Fusion and splitting shape the layer-by-layer run; a pipelined candidate's metri
 pipelined run, which ignores them. Everything that depends only on the workload and the design's
 choices is computed once per model (:class:`FusionTables`); per candidate the plan is a few
 gathers and comparisons, layer-major ``[L, P]`` as the list schedule reads it
-(:func:`schedule_plan`, which both evaluation paths call).
+(:func:`schedule_plan`, which both evaluation paths call). On the cpu the tabulated path's plan
+(:meth:`CodedPlan.plan`) and the fused stacks' terms in the list schedule (:class:`StackInputs`)
+run compiled (:mod:`codesign.model._compiled`): the same formulas, the same values.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
 from codesign.hardware.floorplan import core_hops
+from codesign.model import _compiled
 
 
 def split_part(lw, inputs: dict, k, rows) -> tuple[dict, torch.Tensor, torch.Tensor]:
@@ -230,7 +234,8 @@ class CodedPlan:
             self.byte_hops = (ft.part_bytes.view(self.L, 1, 1, O) * total[None]).reshape(-1)  # [L, G, S, O]
             self.n_options, self.grid_step = O, S * O
             self.layer_options = (torch.arange(self.L, **i32) * O)[:, None]
-            self.layer_keys = (torch.arange(self.L, **i32) * (G * S * O))[:, None]
+            self.key_step = G * S * O  # a layer's step in the byte-hop table's keys
+            self.layer_keys = (torch.arange(self.L, **i32) * self.key_step)[:, None]
 
     def plan(self, *, fuse, tile, split, grid, core, sram_kib, link_bytes_per_cycle, buf, detail: bool = False) -> dict:
         """:func:`schedule_plan`'s result from codes ``[L, P]`` int32 (``fuse`` bool; ``grid`` ``[P]``,
@@ -241,6 +246,8 @@ class CodedPlan:
         are written into ``buf(tag, shape, dtype)``."""
         ft, L, P = self.ft, self.L, core.shape[1]
         dt = link_bytes_per_cycle.dtype
+        if core.device.type == "cpu" and _compiled.AVAILABLE and not detail:
+            return self._compiled(fuse, tile, split, grid, core, sram_kib, link_bytes_per_cycle, buf)
         out, variant = {}, None
         if ft.splitting:
             key = torch.mul(core, self.n_options, out=buf("plan.key", (L, P), torch.int32)).add_(split).add_((grid * self.grid_step)[None, :])
@@ -258,6 +265,35 @@ class CodedPlan:
             variant = buf("plan.variant", (L, P), torch.int32).zero_() if variant is None else variant
             self._fusion(out, fuse, tile, split, sram_kib, variant, buf, detail)
         out["variant"] = variant
+        return out
+
+    def _compiled(self, fuse, tile, split, grid, core, sram_kib, link_bytes_per_cycle, buf) -> dict:
+        """:meth:`plan` without detail, by the compiled loop (:func:`~codesign.model._compiled.plan`): the same values."""
+        ft, L, P, dt = self.ft, self.L, core.shape[1], link_bytes_per_cycle.dtype
+        F = len(ft.fusable)
+        empty = lambda *shape, dtype=dt: torch.empty(shape, dtype=dtype)  # noqa: E731  (a part the design does not have)
+        out = {"variant": buf("plan.variant", (L, P), torch.int32)}
+        if ft.splitting:
+            out.update(split_cycles=buf("plan.split_cycles", (L, P), dt), split_byte_hops=buf("plan.split_byte_hops", (P,), dt),
+                       parts=(buf("plan.key", (L, P), torch.int32), self.cores))
+            split_in = (split, ft.noc_bytes, self.far_cycles, self.byte_hops, self.n_options, self.grid_step, self.key_step,
+                        ft.variant_of, ft.alone)
+            split_out = (out["parts"][0], out["split_cycles"], out["split_byte_hops"])
+        else:
+            split_in = (empty(0, 0, dtype=torch.int32), empty(1), empty(1), empty(1), 1, 0, 0, empty(1, dtype=torch.int32), empty(1, dtype=torch.bool))
+            split_out = (empty(0, 0, dtype=torch.int32), empty(0, 0), empty(P))
+        if ft.fusion:
+            out.update(stack_fused=buf("plan.fused", (F, P), torch.bool), share=buf("plan.share", (F, P), dt), inv_tiles=buf("plan.inv", (F, P), dt))
+            fusion_in = (fuse, tile, sram_kib.contiguous(), ft.fusable_index, torch.tensor(self.chained), ft.n_tiles, self.stack_offset[:, 0].contiguous(),
+                         self.share, self.inv, self.fits, self.sram)
+            fusion_out = (out["stack_fused"], out["share"], out["inv_tiles"])
+        else:
+            fusion_in = (empty(0, 0, dtype=torch.bool), empty(0, 0, dtype=torch.int32), empty(P), empty(0, dtype=torch.long), empty(0, dtype=torch.bool),
+                         1, empty(0, dtype=torch.int32), empty(1), empty(1), empty(1, dtype=torch.bool), empty(1))
+            fusion_out = (empty(0, 0, dtype=torch.bool), empty(0, 0), empty(0, 0))
+        arrays = lambda values: tuple(v.numpy() if isinstance(v, torch.Tensor) else v for v in values)  # noqa: E731
+        _compiled.plan(*arrays((core, grid, (1.0 / link_bytes_per_cycle).reshape(-1).contiguous(), out["variant"])), arrays(split_in),
+                       arrays(split_out), arrays(fusion_in), arrays(fusion_out))
         return out
 
     def _fusion(self, out: dict, fuse, tile, split, sram_kib, variant, buf, detail: bool) -> None:
@@ -294,40 +330,60 @@ class CodedPlan:
             out.update(fused=whole, fused_out=fused_out, tiles=tiles)
 
 
+class StackInputs(NamedTuple):
+    """The list schedule's ``stack`` before its terms are formed (the tabulated path's): the
+    fusable layers, and per fusable layer ``[F, P]`` whether its boundary is fused, its
+    :func:`first_share` and one over its stack's tile count, and the hop latency ``[E, P]`` of every
+    edge (the rows of the list schedule's ``transfer``). The compiled list schedule forms the terms
+    as it goes; the torch one forms them first (:meth:`terms`)."""
+
+    fusable: list
+    fused: torch.Tensor
+    share: torch.Tensor
+    inv_tiles: torch.Tensor
+    latency: torch.Tensor
+
+    def terms(self, cycles, transfer, in_edges) -> tuple:
+        """:func:`stack_terms` of these inputs: ``cycles`` ``[L, P]``, ``transfer`` ``[E, P]``."""
+        rows = torch.tensor([in_edges[l][-1][1] for l in self.fusable], dtype=torch.long, device=cycles.device)
+        return stack_terms(self.fusable, self.fused, self.share, self.inv_tiles, cycles, transfer.index_select(0, rows),
+                           self.latency.index_select(0, rows))
+
+
 def stack_timing(ft: FusionTables, plan: dict, cycles, transfer, latency) -> tuple:
     """The list schedule's ``stack`` from :func:`schedule_plan`'s ``plan`` (:func:`stack_terms`)."""
     F = ft.fusable_index
     fused, tiles, inv = (plan[name].index_select(0, F) for name in ("fused", "tiles", "inv_tiles"))
-    return stack_terms(ft, fused, first_share(ft.halo[F], tiles, inv), inv, cycles, transfer, latency)
+    return stack_terms(ft.fusable, fused, first_share(ft.halo[F], tiles, inv), inv, cycles, transfer, latency)
 
 
-def stack_terms(ft: FusionTables, fused, share, inv_tiles, cycles, transfer, latency, buf=None) -> tuple:
+def stack_terms(fusable: list, fused, share, inv_tiles, cycles, transfer, latency) -> tuple:
     """The list schedule's ``stack``: the fusable layers and their terms ``[F, P]`` (``±inf`` where the
     boundary is not fused, which leaves the layer-by-layer schedule as it is).
 
     Args:
+        fusable: the fusable layers (a list).
         fused: ``[F, P]`` bool, whether each fusable layer's boundary is fused.
         share: ``[F, P]``, :func:`first_share` of the layer's stack.
         inv_tiles: ``[F, P]``, one over the stack's tile count.
         cycles: each layer's cycles ``[L, P]``.
         transfer: NoC time ``[F, P]`` of each fusable layer's edge from layer ``l − 1`` (0 on one core).
         latency: its hops × router latency ``[F, P]``.
-        buf: ``buf(tag, shape, dtype)`` gives a tensor to write a term into (new ones without).
 
     The terms: ``first`` (from the producer's start to the first input tiles' arrival), ``last``
     (from the producer's end to this layer's end: its last tile's transfer and one tile) and
     ``stream`` (from the producer's start: the first tiles, all the bytes over the link, one tile).
     (No op writes into a tensor autograd needs: the direct path may differentiate through them.)
     """
-    out = (lambda tag: None) if buf is None else (lambda tag: buf(tag, fused.shape, cycles.dtype))  # noqa: E731
-    producer = torch.index_select(cycles, 0, ft.producer_index, out=out("stack.stream")).mul_(share)
-    tile_transfer = torch.sub(transfer, latency, out=out("stack.last")).mul_(inv_tiles).add_(latency)
-    one_tile = torch.index_select(cycles, 0, ft.fusable_index, out=out("stack.one_tile")).mul_(inv_tiles)
-    first = torch.add(producer, tile_transfer, out=out("stack.first"))
+    layers = torch.tensor(fusable, dtype=torch.long, device=cycles.device)
+    producer = torch.index_select(cycles, 0, layers - 1).mul_(share)
+    tile_transfer = torch.sub(transfer, latency).mul_(inv_tiles).add_(latency)
+    one_tile = torch.index_select(cycles, 0, layers).mul_(inv_tiles)
+    first = torch.add(producer, tile_transfer)
     last = tile_transfer.add_(one_tile)
     stream = producer.add_(transfer).add_(one_tile)
-    apart = torch.logical_not(fused) if buf is None else torch.logical_not(fused, out=buf("stack.apart", fused.shape, torch.bool))
-    return ft.fusable, first.masked_fill_(apart, float("inf")), last.masked_fill_(apart, -float("inf")), stream.masked_fill_(apart, -float("inf"))
+    apart = torch.logical_not(fused)
+    return fusable, first.masked_fill_(apart, float("inf")), last.masked_fill_(apart, -float("inf")), stream.masked_fill_(apart, -float("inf"))
 
 
 def tile_times(ft: FusionTables, *, fused, fused_out, tiles, cycles, start, finish, transfer, latency) -> list[tuple[list, list]]:

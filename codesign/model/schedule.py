@@ -10,7 +10,9 @@ so a layer never starts before its inputs have arrived (critical path) and two
 layers never overlap on one core (contention). ``transfer`` is the NoC time of the
 edge, zero when producer and consumer share a core. The loop runs over layers
 (sequential by nature); every step is one tensor operation over all ``P``
-candidates.
+candidates. On the cpu the same recurrence runs compiled, a pass per layer
+(:mod:`codesign.model._compiled`, numba; the same bits): the torch loop is the cuda and
+autograd path, and the cpu's where numba is missing.
 
 :func:`schedule_latency` runs the analytical model's schedule with per-layer busy times from
 elsewhere (an oracle's cycles, a surrogate's predictions), so that a design's latency keeps
@@ -21,7 +23,9 @@ from __future__ import annotations
 
 import torch
 
+from codesign.model import _compiled
 from codesign.model.evaluation import GB, chip_cycles
+from codesign.model.fusion import StackInputs
 
 
 def list_schedule(
@@ -90,7 +94,8 @@ def list_schedule_lp(
         out: tensors to write ``start``, ``finish`` (``[L, P]``), the cores' free times
             (``[P, n_slots]``) and a scratch int32 ``[L, P]`` into, instead of new ones.
         stack: ``(fusable, first, last, stream)``: the layers ``l`` whose last input edge, from
-            ``l − 1``, may be fused, and their terms ``[F, P]`` (``±inf`` where not fused). Such a
+            ``l − 1``, may be fused, and their terms ``[F, P]`` (``±inf`` where not fused), or the
+            inputs they are formed from (:class:`~codesign.model.fusion.StackInputs`). Such a
             layer's input from ``l − 1`` arrives at ``min(finish[l−1] + transfer, start[l−1] + first)`` (its first
             tiles), and it ends no earlier than ``finish[l−1] + last`` nor ``start[l−1] + stream``.
         parts: split layers: the cores ``[L, P, K]`` (long) of each layer's ``K`` parts, its own core
@@ -102,6 +107,9 @@ def list_schedule_lp(
         ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
     """
     L, P = cycles.shape
+    compiled = cycles.device.type == "cpu" and _compiled.AVAILABLE and not (torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad))
+    if isinstance(stack, StackInputs) and not compiled:
+        stack = stack.terms(cycles, transfer, in_edges)
     if torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad):
         return _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, stack, parts)
     if out is None:
@@ -111,6 +119,9 @@ def list_schedule_lp(
     else:
         start, finish, core_free, slot = out
         core_free.zero_()
+    if compiled:  # the same recurrence, compiled
+        _compiled.list_schedule(cycles, core, transfer, in_edges, start, finish, core_free, stack=stack, parts=parts)
+        return start, finish
     # The cores' free times candidate-major [P, n_slots]: one candidate's cores share a cache line.
     # They are read through a flat index (p·n_slots + core: a 1-D gather, three times faster than
     # gather along dim 1) and written with scatter.

@@ -22,7 +22,7 @@ import torch
 from codesign.knobs import knob_names
 from codesign.model.evaluation import Evaluation, GB, chip_cycles, layer_detail, metrics, per_core_sum, pipelined_run, resident_weights
 from codesign.model.evaluation import tabulated_embodied_kg
-from codesign.model.fusion import CodedPlan, layer_variants, stack_terms
+from codesign.model.fusion import CodedPlan, StackInputs, layer_variants
 from codesign.model.schedule import list_schedule_lp
 from codesign.model.tables import CORE_FIELDS, build_tables
 from codesign.vocab import dataflow_code
@@ -109,9 +109,6 @@ class TabulatedPath:
             fusable = space.lowered.fusable.tolist()  # (a layer without a fusable boundary reads zero: never fused)
             self.schedule_cols = {name: torch.tensor([c if c >= 0 and (name != "fuse" or f) else D for c, f in zip(getattr(space, f"{name}_col"), fusable)],
                                                      device=self.device) for name in ("fuse", "tile", "split", "axis")}
-        if ft is not None and ft.fusion:
-            self.fused_edge = torch.tensor([self.in_edges[l][j][1] for l, j in zip(ft.fusable, ft.fused_input)], dtype=torch.long,
-                                           device=self.device)
 
     def ready(self) -> bool:
         """Whether the design's tables exist (built on the first call; ``False`` when too big)."""
@@ -396,7 +393,7 @@ class TabulatedPath:
         plan, variant = self._plan(k, detail)
         total, dram, dram_sum, energy_sum, parts = self.costs(T["batch"], k, None, detail, variant=variant)
         transfer, byte_hops, hop_latency, d2d_energy = self.transfers(k, with_latency=True, with_d2d=True)
-        stack, split_parts = self._fused_schedule(plan, total, transfer, hop_latency)
+        stack, split_parts = self._fused_schedule(plan, total, hop_latency)
         schedule = (keep("start", (L, P), self.dtype), keep("finish", (L, P), self.dtype), self.scratch("core_free", (P, self.n_slots), self.dtype),
                     self.scratch("slot", (L, P), torch.int32))
         start, finish = list_schedule_lp(total, k.core_long, transfer, self.in_edges, self.n_slots, out=schedule, stack=stack, parts=split_parts)
@@ -455,17 +452,13 @@ class TabulatedPath:
                                     buf=self.fresh if detail else self.scratch, detail=detail)
         return plan, plan["variant"]
 
-    def _fused_schedule(self, plan: dict, total: torch.Tensor, transfer: torch.Tensor, latency: torch.Tensor):
+    def _fused_schedule(self, plan: dict, total: torch.Tensor, latency: torch.Tensor):
         """Adds the split layers' NoC time to ``total`` ``[L, P]``; the list schedule's ``stack`` and ``parts``."""
         stack = None
         if "split_cycles" in plan:
             total.add_(plan["split_cycles"])
         if "share" in plan:
-            F = len(self.fused_edge)
-            transfer = torch.index_select(transfer, 0, self.fused_edge, out=self.scratch("stack.transfer", (F, total.shape[1]), self.dtype))
-            latency = torch.index_select(latency, 0, self.fused_edge, out=self.scratch("stack.latency", (F, total.shape[1]), self.dtype))
-            stack = stack_terms(self.model.fusion_tables, plan["stack_fused"], plan["share"], plan["inv_tiles"], total, transfer, latency,
-                                buf=self.scratch)
+            stack = StackInputs(self.model.fusion_tables.fusable, plan["stack_fused"], plan["share"], plan["inv_tiles"], latency)
         return stack, plan.get("parts")
 
     def _pipelined(self, k: Coded, schedule: tuple, dram_bytes_per_cycle, e_hop):
