@@ -158,3 +158,14 @@ def test_float32_evaluations_match_float64(name):
     for metric, value in double.metrics.items():
         assert single.metrics[metric].dtype == torch.float32, metric
         torch.testing.assert_close(single.metrics[metric].double(), value, rtol=1e-4, atol=0, msg=metric)
+
+
+def test_numba_with_its_jit_switched_off_runs_the_torch_loops():
+    """``NUMBA_DISABLE_JIT=1`` would run the loops as plain Python, far slower than torch: the torch versions run instead."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from codesign.model import _compiled; print(_compiled.AVAILABLE)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -19,12 +19,14 @@ import numpy as np
 import torch
 
 try:
+    from numba import config as _numba_config
     from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; a Python it does not support yet runs the torch loop
+except ImportError:  # numba is a dependency; on a Python (or numpy) it does not support yet the torch loops run
     njit = None
 
-#: Whether the compiled loop is there (numba imported).
-AVAILABLE = njit is not None
+#: Whether the loops run compiled: numba imported, and its JIT not switched off (``NUMBA_DISABLE_JIT=1``
+#: would run them as plain Python loops, far slower than the torch versions, which run instead).
+AVAILABLE = njit is not None and not _numba_config.DISABLE_JIT
 
 
 def _compiled(fn):

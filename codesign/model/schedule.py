@@ -107,10 +107,11 @@ def list_schedule_lp(
         ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
     """
     L, P = cycles.shape
-    compiled = cycles.device.type == "cpu" and _compiled.AVAILABLE and not (torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad))
+    grad = torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad)
+    compiled = cycles.device.type == "cpu" and _compiled.AVAILABLE and not grad
     if isinstance(stack, StackInputs) and not compiled:
         stack = stack.terms(cycles, transfer, in_edges)
-    if torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad):
+    if grad:
         return _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, stack, parts)
     if out is None:
         start, finish = torch.empty_like(cycles), torch.empty_like(cycles)
@@ -121,7 +122,14 @@ def list_schedule_lp(
         core_free.zero_()
     if compiled:  # the same recurrence, compiled
         _compiled.list_schedule(cycles, core, transfer, in_edges, start, finish, core_free, stack=stack, parts=parts)
-        return start, finish
+    else:
+        _list_schedule_torch(cycles, core, transfer, in_edges, n_slots, start, finish, core_free, slot, stack, parts)
+    return start, finish
+
+
+def _list_schedule_torch(cycles, core, transfer, in_edges, n_slots, start, finish, core_free, slot, stack, parts) -> None:
+    """:func:`list_schedule_lp`'s loop in torch ops (cuda; the cpu without numba), writing into its outputs."""
+    L, P = cycles.shape
     # The cores' free times candidate-major [P, n_slots]: one candidate's cores share a cache line.
     # They are read through a flat index (p·n_slots + core: a 1-D gather, three times faster than
     # gather along dim 1) and written with scatter.
@@ -151,7 +159,6 @@ def list_schedule_lp(
             core_free.scatter_(1, core[l].view(P, 1), finish[l].view(P, 1))
         else:  # (a part absent is the layer's own core again: the same value written twice)
             core_free.scatter_(1, here, finish[l].view(P, 1).expand_as(here))
-    return start, finish
 
 
 def _list_schedule_differentiable(cycles, core, transfer, in_edges, n_slots, stack=None, parts=None):
