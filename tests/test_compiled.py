@@ -169,3 +169,27 @@ def test_numba_with_its_jit_switched_off_runs_the_torch_loops():
     code = "from codesign.model import _compiled; print(_compiled.AVAILABLE)"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_without_a_writable_cache_folder_the_loops_compile_in_each_process():
+    """Installed where neither the package's folder nor numba's user cache can be written, the loops
+    still compile (numba refuses ``cache=True`` then): the same bits as the torch loop."""
+    import subprocess
+    import sys
+
+    code = """
+import numba.core.caching as caching
+caching.CacheImpl._locator_classes = []  # no folder to cache in
+import torch
+from codesign.model import _compiled
+from codesign.model.schedule import list_schedule_lp
+cycles, transfer = torch.tensor([[3.0], [4.0], [5.0]]), torch.tensor([[1.0], [2.0]])
+args = (cycles, torch.tensor([[0], [1], [0]]), transfer, [[], [(0, 0)], [(1, 1)]], 2)
+compiled = list_schedule_lp(*args)
+_compiled.AVAILABLE = False
+assert all(torch.equal(a, b) for a, b in zip(compiled, list_schedule_lp(*args)))
+print(type(_compiled._schedule._cache).__name__, compiled[1][:, 0].tolist())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["NullCache", "[3.0,", "8.0,", "15.0]"]

@@ -29,12 +29,23 @@ except ImportError:  # numba is a dependency; on a Python (or numpy) it does not
 AVAILABLE = njit is not None and not _numba_config.DISABLE_JIT
 
 
+def _jit(fn, **options):
+    """``fn`` compiled on first call (the GIL released) and cached on disk; without a writable cache
+    folder (neither beside this module nor numba's user cache), compiled in each process."""
+    if not AVAILABLE:
+        return fn
+    try:
+        return njit(cache=True, nogil=True, **options)(fn)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return njit(nogil=True, **options)(fn)
+
+
 def _compiled(fn):
-    return njit(cache=True, nogil=True)(fn) if AVAILABLE else fn
+    return _jit(fn)
 
 
 def _inline(fn):
-    return njit(cache=True, nogil=True, inline="always")(fn) if AVAILABLE else fn
+    return _jit(fn, inline="always")
 
 
 @_inline

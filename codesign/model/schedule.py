@@ -107,7 +107,8 @@ def list_schedule_lp(
         ``(start, finish)``, each ``[L, P]``. Every step is a handful of ops on ``[P]`` rows.
     """
     L, P = cycles.shape
-    grad = torch.is_grad_enabled() and (cycles.requires_grad or transfer.requires_grad)
+    terms = [] if stack is None else [t for t in stack[1:] if isinstance(t, torch.Tensor)]
+    grad = torch.is_grad_enabled() and any(t.requires_grad for t in (cycles, transfer, *terms))
     compiled = cycles.device.type == "cpu" and _compiled.AVAILABLE and not grad
     if isinstance(stack, StackInputs) and not compiled:
         stack = stack.terms(cycles, transfer, in_edges)
