@@ -195,7 +195,7 @@ class LayerFormulas:
             ofmap_words=2 * cap_o / self.word_bytes, bw_words=bytes_per_cycle / self.word_bytes,
             ifmap_from_dram=moved_i, filter_from_dram=moved_f, ofmap_to_dram=moved_o, terms=terms,
         )
-        array = groups * per_gemm
+        array = groups * per_gemm.to(t["compute"].dtype)  # (the stall model counts in float64 whatever the model's dtype)
         return torch.where(lw.is_vector, 0.0, array) if self.has_vector else array
 
     def core_energy(self, t: dict, H, W, df, *, m, groups, e_sram, e_mac, e_reg, e_vec=None, n=None) -> torch.Tensor:

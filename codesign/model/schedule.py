@@ -117,7 +117,7 @@ def list_schedule_lp(
     if out is None:
         start, finish = torch.empty_like(cycles), torch.empty_like(cycles)
         core_free = torch.zeros(P, n_slots, dtype=cycles.dtype, device=cycles.device)
-        slot = torch.empty(L, P, dtype=torch.int32, device=cycles.device)
+        slot = None  # (the torch loop's scratch: made there when it runs)
     else:
         start, finish, core_free, slot = out
         core_free.zero_()
@@ -131,6 +131,7 @@ def list_schedule_lp(
 def _list_schedule_torch(cycles, core, transfer, in_edges, n_slots, start, finish, core_free, slot, stack, parts) -> None:
     """:func:`list_schedule_lp`'s loop in torch ops (cuda; the cpu without numba), writing into its outputs."""
     L, P = cycles.shape
+    slot = torch.empty(L, P, dtype=torch.int32, device=cycles.device) if slot is None else slot
     # The cores' free times candidate-major [P, n_slots]: one candidate's cores share a cache line.
     # They are read through a flat index (p·n_slots + core: a 1-D gather, three times faster than
     # gather along dim 1) and written with scatter.

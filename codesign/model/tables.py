@@ -156,10 +156,10 @@ def _variant_table(model, kind: str, core: dict, bw_values, variant: dict) -> di
     # candidate's layers lie together.
     full = lambda x, n: torch.broadcast_to(x, (U, n, 3, R, L)).permute(4, 2, 3, 0, 1).reshape(-1)  # noqa: E731
     by_key = lambda x: torch.broadcast_to(x, (U, N, 3, R, L)).permute(0, 1, 4, 2, 3).reshape(-1)  # noqa: E731
-    vector = {"vector": full(t["vector"], 1), "array": full(array.to(model.dtype), Bw)} if f.has_vector else {}
+    vector = {"vector": full(t["vector"], 1), "array": full(array, Bw)} if f.has_vector else {}
     return {
         "R": R,
-        "total": full(total.to(model.dtype), Bw),  # (the stall model counts in float64 whatever the dtype)
+        "total": full(total, Bw),
         "compute": full(t["compute"], 1),
         **vector,  # for the per-layer detail only
         # DRAM bytes and the energy without the hops to DRAM, by node, as the real and imaginary
